@@ -1,0 +1,202 @@
+/**
+ * The local functions gateway: what `supabase functions serve` gives, without
+ * Docker. It serves every function folder under `supabase/functions/` at
+ * `http://127.0.0.1:54321/functions/v1/<name>`, each in its own Deno process
+ * with the environment the edge runtime injects, and verifies the
+ * `Authorization: Bearer` JWT first when `[functions.<name>] verify_jwt` is
+ * true (never for `OPTIONS`, so CORS preflights reach the function).
+ *
+ * Environment: SUPABASE_URL, SUPABASE_ANON_KEY, SUPABASE_SERVICE_ROLE_KEY,
+ * SUPABASE_DB_URL and SUPABASE_JWT_SECRET (from `scripts/stack env`);
+ * FUNCTION_INSTANCES (default 1) starts that many processes per function and
+ * spreads requests across them, as the platform does under load.
+ *
+ * @module
+ */
+import { parse as parseToml } from "smol-toml";
+import { verifyGatewayJwt } from "./jwt.ts";
+
+const root = new URL("../../", import.meta.url);
+const functionsDir = new URL("supabase/functions/", root);
+const apiPort = 54321;
+const instancesPerFunction = Math.max(1, Number(Deno.env.get("FUNCTION_INSTANCES") ?? "1"));
+
+interface Instance {
+  port: number;
+  child: Deno.ChildProcess | null;
+}
+
+interface ServedFunction {
+  name: string;
+  verifyJwt: boolean;
+  entrypoint: URL;
+  instances: Instance[];
+  next: number;
+}
+
+function required(name: string): string {
+  const value = Deno.env.get(name);
+  if (!value) throw new Error(`the gateway needs ${name} (see scripts/stack env)`);
+  return value;
+}
+
+const runtimeEnv: Record<string, string> = {
+  SUPABASE_URL: required("SUPABASE_URL"),
+  SUPABASE_ANON_KEY: required("SUPABASE_ANON_KEY"),
+  SUPABASE_SERVICE_ROLE_KEY: required("SUPABASE_SERVICE_ROLE_KEY"),
+  SUPABASE_DB_URL: required("SUPABASE_DB_URL"),
+  SUPABASE_JWT_SECRET: required("SUPABASE_JWT_SECRET"),
+};
+const jwtSecret = new TextEncoder().encode(runtimeEnv.SUPABASE_JWT_SECRET);
+
+async function discoverFunctions(): Promise<ServedFunction[]> {
+  const config = parseToml(await Deno.readTextFile(new URL("supabase/config.toml", root))) as {
+    functions?: Record<string, { verify_jwt?: boolean; entrypoint?: string }>;
+  };
+  const served: ServedFunction[] = [];
+  let port = 54400;
+  for await (const entry of Deno.readDir(functionsDir)) {
+    if (!entry.isDirectory || entry.name.startsWith("_") || entry.name.startsWith(".")) continue;
+    const settings = config.functions?.[entry.name] ?? {};
+    const entrypoint = new URL(`${entry.name}/index.ts`, functionsDir);
+    try {
+      await Deno.stat(entrypoint);
+    } catch {
+      continue;
+    }
+    const instances = Array.from({ length: instancesPerFunction }, () => ({
+      port: port++,
+      child: null,
+    }));
+    served.push({
+      name: entry.name,
+      verifyJwt: settings.verify_jwt ?? true,
+      entrypoint,
+      instances,
+      next: 0,
+    });
+  }
+  return served;
+}
+
+let stopping = false;
+
+/** Starts one function process, and starts it again whenever it exits. */
+function supervise(fn: ServedFunction, instance: Instance): void {
+  const command = new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "--allow-net",
+      "--allow-env",
+      "--allow-read",
+      "--allow-sys",
+      "--quiet",
+      new URL("worker.ts", import.meta.url).pathname,
+      fn.entrypoint.pathname,
+      String(instance.port),
+    ],
+    env: { ...runtimeEnv, SB_EXECUTION_ID: crypto.randomUUID() },
+    stdin: "null",
+    stdout: "inherit",
+    stderr: "inherit",
+  });
+  const child = command.spawn();
+  instance.child = child;
+  child.status.then((status) => {
+    instance.child = null;
+    if (stopping) return;
+    console.error(`[gateway] ${fn.name}:${instance.port} exited (${status.code}); restarting`);
+    setTimeout(() => supervise(fn, instance), 250);
+  });
+}
+
+async function waitForPort(port: number): Promise<void> {
+  for (let attempt = 0; attempt < 300; attempt++) {
+    try {
+      const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+      conn.close();
+      return;
+    } catch {
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+  }
+  throw new Error(`function process on port ${port} did not start`);
+}
+
+const gatewayCors = {
+  "Access-Control-Allow-Origin": "*",
+  "Access-Control-Allow-Headers": "authorization, x-client-info, apikey, content-type",
+};
+
+function gatewayError(status: number, message: string): Response {
+  return Response.json({ code: status, message }, { status, headers: gatewayCors });
+}
+
+const hopByHop = ["connection", "keep-alive", "transfer-encoding", "upgrade", "host"];
+
+async function proxy(fn: ServedFunction, request: Request, rest: string): Promise<Response> {
+  const instance = fn.instances[fn.next++ % fn.instances.length];
+  const incoming = new URL(request.url);
+  const target = `http://127.0.0.1:${instance.port}/${fn.name}${rest}${incoming.search}`;
+  const headers = new Headers(request.headers);
+  for (const name of hopByHop) headers.delete(name);
+  try {
+    const upstream = await fetch(target, {
+      method: request.method,
+      headers,
+      body: request.body,
+      redirect: "manual",
+      signal: request.signal,
+    });
+    return new Response(upstream.body, {
+      status: upstream.status,
+      statusText: upstream.statusText,
+      headers: upstream.headers,
+    });
+  } catch (error) {
+    if (request.signal.aborted) return gatewayError(499, "client closed the request");
+    console.error(`[gateway] ${fn.name}: ${error}`);
+    return gatewayError(502, "the function is not reachable");
+  }
+}
+
+const functions = await discoverFunctions();
+const byName = new Map(functions.map((fn) => [fn.name, fn]));
+for (const fn of functions) for (const instance of fn.instances) supervise(fn, instance);
+await Promise.all(functions.flatMap((fn) => fn.instances.map((i) => waitForPort(i.port))));
+
+const server = Deno.serve({
+  hostname: "127.0.0.1",
+  port: apiPort,
+  onListen: () =>
+    console.error(
+      `[gateway] serving ${functions.map((fn) => fn.name).join(", ")} on http://127.0.0.1:${apiPort}/functions/v1/`,
+    ),
+}, async (request) => {
+  const match = new URL(request.url).pathname.match(/^\/functions\/v1\/([^/]+)(\/.*)?$/);
+  if (!match) return gatewayError(404, "not found");
+  const [, name, rest = ""] = match;
+  if (name === "_health") return Response.json({ ok: true });
+  const fn = byName.get(name);
+  if (!fn) return gatewayError(404, `function ${name} not found`);
+  if (request.method !== "OPTIONS" && fn.verifyJwt) {
+    const failure = await verifyGatewayJwt(request.headers.get("authorization"), jwtSecret);
+    if (failure) return gatewayError(401, failure);
+  }
+  return await proxy(fn, request, rest);
+});
+
+async function shutdown(): Promise<void> {
+  stopping = true;
+  for (const fn of functions) {
+    for (const instance of fn.instances) {
+      try {
+        instance.child?.kill("SIGTERM");
+      } catch { /* already gone */ }
+    }
+  }
+  await server.shutdown();
+  Deno.exit(0);
+}
+Deno.addSignalListener("SIGTERM", shutdown);
+Deno.addSignalListener("SIGINT", shutdown);

@@ -1,0 +1,73 @@
+# Shared by the scripts in scripts/: where things live, the local keys, and
+# the install steps every entry point runs first. Source it; do not execute it.
+# shellcheck shell=bash
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+STACK_DIR="$ROOT/.stack"
+BIN="$ROOT/node_modules/.bin"
+PG_BIN=/usr/lib/postgresql/15/bin
+
+DB_HOST=127.0.0.1
+DB_PORT=54322
+API_PORT=54321
+
+# The Supabase CLI's well-known local development secret and the keys it
+# signs: safe to publish, useless against any hosted project.
+JWT_SECRET="super-secret-jwt-token-with-at-least-32-characters-long"
+ANON_KEY="eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJpc3MiOiJzdXBhYmFzZS1kZW1vIiwicm9sZSI6ImFub24iLCJleHAiOjE5ODM4MTI5OTZ9.CRXP1A7WOeoJeXxjNni43kdQwgnWNReilDMblYTn_I0"
+SERVICE_ROLE_KEY="eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJpc3MiOiJzdXBhYmFzZS1kZW1vIiwicm9sZSI6InNlcnZpY2Vfcm9sZSIsImV4cCI6MTk4MzgxMjk5Nn0.EGIM96RAZx35lJzdJsyH-qQwv8Hdp7fsn3W0YpN81IU"
+DB_URL="postgresql://postgres:postgres@$DB_HOST:$DB_PORT/postgres"
+API_URL="http://$DB_HOST:$API_PORT"
+
+export DENO_NO_UPDATE_CHECK=1 SUPABASE_TELEMETRY_DISABLED=1 DO_NOT_TRACK=1
+
+log() { printf '\033[2m[%s]\033[0m %s\n' "$(basename "$0")" "$*" >&2; }
+die() { printf '[%s] error: %s\n' "$(basename "$0")" "$*" >&2; exit 1; }
+
+# Debian packages the project needs; installs only the missing ones.
+DEBIAN_PACKAGES=(
+  postgresql-15
+  postgresql-15-pgtap
+  postgresql-15-cron
+  postgresql-15-partman
+  libtap-parser-sourcehandler-pgtap-perl
+  chromium
+)
+
+ensure_debian_packages() {
+  local missing=() pkg
+  for pkg in "$@"; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  [ "$(id -u)" -eq 0 ] || die "missing Debian packages (${missing[*]}); run as root or install them"
+  log "installing Debian packages: ${missing[*]}"
+  DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+# The deno and supabase binaries, pinned by package-lock.json.
+ensure_npm_packages() {
+  if [ -x "$BIN/deno" ] && [ -x "$BIN/supabase" ] &&
+    [ "$ROOT/node_modules/.package-lock.json" -nt "$ROOT/package-lock.json" ]; then
+    return 0
+  fi
+  log "installing npm packages (deno, supabase CLI)"
+  (cd "$ROOT" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+}
+
+ensure_installed() {
+  ensure_debian_packages "${DEBIAN_PACKAGES[@]}"
+  ensure_npm_packages
+}
+
+# Prints the environment a Supabase project gives its functions and clients.
+print_env() {
+  cat <<ENV
+SUPABASE_URL=$API_URL
+SUPABASE_ANON_KEY=$ANON_KEY
+SUPABASE_SERVICE_ROLE_KEY=$SERVICE_ROLE_KEY
+SUPABASE_DB_URL=$DB_URL
+SUPABASE_JWT_SECRET=$JWT_SECRET
+ENV
+}
