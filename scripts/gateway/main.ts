@@ -170,7 +170,9 @@ const server = Deno.serve({
   port: apiPort,
   onListen: () =>
     console.error(
-      `[gateway] serving ${functions.map((fn) => fn.name).join(", ")} on http://127.0.0.1:${apiPort}/functions/v1/`,
+      `[gateway] serving ${
+        functions.map((fn) => fn.name).join(", ")
+      } on http://127.0.0.1:${apiPort}/functions/v1/`,
     ),
 }, async (request) => {
   const match = new URL(request.url).pathname.match(/^\/functions\/v1\/([^/]+)(\/.*)?$/);

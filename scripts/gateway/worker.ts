@@ -20,9 +20,11 @@ const listenOn = { hostname: "127.0.0.1", port: Number(port), onListen: () => {}
   }
   const options = (first ?? {}) as Record<string, unknown>;
   const handler = (second ?? options.handler) as Deno.ServeHandler;
-  return serve({ ...options, ...listenOn, handler } as Deno.ServeTcpOptions & {
-    handler: Deno.ServeHandler;
-  });
+  return serve(
+    { ...options, ...listenOn, handler } as Deno.ServeTcpOptions & {
+      handler: Deno.ServeHandler;
+    },
+  );
 };
 
 await import(new URL(`file://${entrypoint}`).href);
