@@ -80,6 +80,8 @@ function session(signedIn: boolean, anonymousId: string | undefined, start: numb
         entityId: "search-results",
         metadata: { query: `${artist} concerts`, results_count: between(0, 40) },
       };
+    } else if (roll < 0.62) {
+      event = { eventType: "click", entityType: "event", entityId: eventId };
     } else if (roll < 0.7) {
       event = {
         eventType: "click",
@@ -92,7 +94,12 @@ function session(signedIn: boolean, anonymousId: string | undefined, start: numb
         eventType: "ticket_click",
         entityType: "ticket_link",
         entityId: `ticket-${eventId}`,
-        metadata: { price: between(35, 250), currency: "USD", vendor: "Ticketmaster" },
+        metadata: {
+          event_id: eventId,
+          price: between(35, 250),
+          currency: "USD",
+          vendor: "Ticketmaster",
+        },
       };
     } else if (roll < 0.84) {
       event = { eventType: "share", entityType: "event", entityId: eventId };

@@ -37,8 +37,8 @@ export const stack = {
   jwtSecret: env("SUPABASE_JWT_SECRET", "super-secret-jwt-token-with-at-least-32-characters-long"),
 };
 
-/** The track endpoint of the local functions gateway. */
-export const trackUrl = `${stack.url}/functions/v1/track`;
+/** The track endpoint: the local gateway's, or `TRACK_URL` to test another deployment. */
+export const trackUrl = Deno.env.get("TRACK_URL") ?? `${stack.url}/functions/v1/track`;
 
 /** A direct connection as `postgres`, for arranging and checking rows. */
 export const sql = postgres(stack.dbUrl, { max: 4, onnotice: () => {}, prepare: false });
@@ -98,4 +98,125 @@ export function authHeaders(token: string): Record<string, string> {
     "apikey": stack.anonKey,
     "Content-Type": "application/json",
   };
+}
+
+/**
+ * Whether this test run may reach the local stack. Integration tests need
+ * network access (`deno test --allow-all`); a run without it, such as the
+ * unit-test task, lists them as ignored instead of failing them.
+ */
+export const canReachStack = (await Deno.permissions.query({ name: "net" })).state === "granted";
+
+/**
+ * Declares a test against the local stack. Its Postgres pool and HTTP
+ * connections outlive one test by design, so the resource sanitizers are off.
+ */
+export function integrationTest(name: string, fn: () => Promise<void>): void {
+  Deno.test({ name, fn, ignore: !canReachStack, sanitizeOps: false, sanitizeResources: false });
+}
+
+/** A response of the track function, its body parsed. */
+export interface TrackResponse {
+  status: number;
+  headers: Headers;
+  // deno-lint-ignore no-explicit-any
+  body: any;
+}
+
+/** Options of {@link postTrack}. */
+export interface PostOptions {
+  /** The bearer token; the anon key when not given, none when null. */
+  token?: string | null;
+  /** The body as bytes or text, sent as is instead of `JSON.stringify(body)`. */
+  raw?: BodyInit;
+  /** Another endpoint, for a function instance a test started itself. */
+  url?: string;
+  method?: string;
+}
+
+/** POSTs `body` to the track function and reads the answer. */
+export async function postTrack(body: unknown, options: PostOptions = {}): Promise<TrackResponse> {
+  const token = options.token === undefined ? stack.anonKey : options.token;
+  const headers: Record<string, string> = token === null
+    ? { "Content-Type": "application/json" }
+    : authHeaders(token);
+  const response = await fetch(options.url ?? trackUrl, {
+    method: options.method ?? "POST",
+    headers,
+    body: options.raw ?? (body === undefined ? undefined : JSON.stringify(body)),
+  });
+  const text = await response.text();
+  let parsed: unknown = text;
+  try {
+    parsed = text === "" ? null : JSON.parse(text);
+  } catch { /* not JSON: keep the text */ }
+  return { status: response.status, headers: response.headers, body: parsed };
+}
+
+/** A function instance started by a test, and how to stop it. */
+export interface FunctionInstance {
+  url: string;
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts `supabase/functions/<name>/index.ts` as the gateway does, in its own
+ * Deno process on a free loopback port, with the stack's environment plus
+ * `env` (to point it at another database, for example). No gateway in front:
+ * the function checks the JWT itself.
+ */
+export async function startFunction(
+  name: string,
+  env: Record<string, string> = {},
+): Promise<FunctionInstance> {
+  const port = freePort();
+  const root = new URL("../", import.meta.url);
+  const child = new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "--allow-net",
+      "--allow-env",
+      "--allow-read",
+      "--allow-sys",
+      "--quiet",
+      new URL("scripts/gateway/worker.ts", root).pathname,
+      new URL(`supabase/functions/${name}/index.ts`, root).pathname,
+      String(port),
+    ],
+    env: {
+      SUPABASE_URL: stack.url,
+      SUPABASE_ANON_KEY: stack.anonKey,
+      SUPABASE_SERVICE_ROLE_KEY: stack.serviceRoleKey,
+      SUPABASE_DB_URL: stack.dbUrl,
+      SUPABASE_JWT_SECRET: stack.jwtSecret,
+      ...env,
+    },
+    stdin: "null",
+    stdout: "null",
+    stderr: "null",
+  }).spawn();
+  const stop = async () => {
+    try {
+      child.kill("SIGTERM");
+    } catch { /* already gone */ }
+    await child.status;
+  };
+  for (let attempt = 0; attempt < 200; attempt++) {
+    try {
+      (await Deno.connect({ hostname: "127.0.0.1", port })).close();
+      return { url: `http://127.0.0.1:${port}/${name}`, stop };
+    } catch {
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+  }
+  await stop();
+  throw new Error(`the ${name} function did not start on port ${port}`);
+}
+
+/** A loopback port nothing listens on right now (a database that cannot be reached, say). */
+export function freePort(): number {
+  const probe = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (probe.addr as Deno.NetAddr).port;
+  probe.close();
+  return port;
 }

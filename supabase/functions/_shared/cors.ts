@@ -1,0 +1,22 @@
+/**
+ * CORS headers for every response of a function that browsers call from any
+ * origin with `supabase.functions.invoke`. `Retry-After` is exposed so the
+ * client can honour it on 429 and 503.
+ *
+ * @example
+ * ```ts
+ * import { corsHeaders } from "./cors.ts";
+ * if (req.method === "OPTIONS") return new Response(null, { status: 204, headers: corsHeaders });
+ * ```
+ *
+ * @module
+ */
+
+/** The headers that let a browser page on any origin call the function. */
+export const corsHeaders: Readonly<Record<string, string>> = {
+  "Access-Control-Allow-Origin": "*",
+  "Access-Control-Allow-Methods": "POST, OPTIONS",
+  "Access-Control-Allow-Headers": "authorization, x-client-info, apikey, content-type, x-region",
+  "Access-Control-Expose-Headers": "Retry-After",
+  "Access-Control-Max-Age": "86400",
+};

@@ -1,0 +1,73 @@
+/**
+ * When an event happened, as the server records it. Client clocks are often
+ * wrong, so when a batch says when it was sent (`sentAt`), the event's age on
+ * the client clock (`sentAt - timestamp`) is measured back from the server's
+ * own `receivedAt`. An event is never dated after it was received, and one
+ * more than {@link MAX_EVENT_AGE_MS} old is refused.
+ *
+ * @example
+ * ```ts
+ * import { resolveOccurredAt } from "./time.ts";
+ * const receivedAt = new Date("2025-01-01T12:00:00Z");
+ * // the client clock is an hour fast; the event happened 10 s before sending
+ * resolveOccurredAt({
+ *   timestamp: "2025-01-01T12:59:50Z",
+ *   sentAt: "2025-01-01T13:00:00Z",
+ *   receivedAt,
+ * }); // { ok: true, occurredAt: 2025-01-01T11:59:50Z, clientTimestamp: 2025-01-01T12:59:50Z }
+ * ```
+ *
+ * @module
+ */
+import { MAX_EVENT_AGE_MS } from "./limits.ts";
+import type { FieldError } from "./schemas.ts";
+
+/** What the server knows about an event's time. */
+export interface TimeInput {
+  /** The event's own ISO-8601 `timestamp`, on the client clock. */
+  timestamp?: string;
+  /** The batch's ISO-8601 `sentAt`, on the same client clock. */
+  sentAt?: string;
+  /** When the server received the request, on the server clock. */
+  receivedAt: Date;
+}
+
+/** The event's time on the server clock, and the client's own timestamp, if any. */
+export type ResolvedTime =
+  | { ok: true; occurredAt: Date; clientTimestamp: Date | null }
+  | { ok: false; error: FieldError };
+
+/** The earliest storable client time: Postgres has no year 0. */
+const EARLIEST_MS = Date.parse("0001-01-01T00:00:00Z");
+
+/** Resolves `occurred_at` as SPEC's "Time" section says, or explains why the event is refused. */
+export function resolveOccurredAt({ timestamp, sentAt, receivedAt }: TimeInput): ResolvedTime {
+  const received = receivedAt.getTime();
+  const happened = timestamp === undefined ? undefined : Date.parse(timestamp);
+  const sent = sentAt === undefined ? undefined : Date.parse(sentAt);
+  if (happened !== undefined && !(happened >= EARLIEST_MS)) {
+    return {
+      ok: false,
+      error: { path: "timestamp", message: "must be a valid time in year 1 or later" },
+    };
+  }
+  if (sent !== undefined && !Number.isFinite(sent)) {
+    return { ok: false, error: { path: "sentAt", message: "must be a valid time" } };
+  }
+  let occurred = received;
+  if (happened !== undefined) {
+    occurred = sent !== undefined ? received - (sent - happened) : happened;
+  }
+  occurred = Math.min(occurred, received);
+  if (received - occurred > MAX_EVENT_AGE_MS) {
+    return {
+      ok: false,
+      error: { path: "timestamp", message: "the event happened more than 7 days ago" },
+    };
+  }
+  return {
+    ok: true,
+    occurredAt: new Date(occurred),
+    clientTimestamp: happened === undefined ? null : new Date(happened),
+  };
+}

@@ -1,0 +1,93 @@
+import assert from "node:assert/strict";
+import { MAX_EVENT_AGE_MS } from "./limits.ts";
+import { resolveOccurredAt } from "./time.ts";
+
+const receivedAt = new Date("2025-03-10T12:00:00.000Z");
+const at = (offsetMs: number) => new Date(receivedAt.getTime() + offsetMs).toISOString();
+const HOUR = 3_600_000;
+
+Deno.test("with neither timestamp nor sentAt the event happened when it was received", () => {
+  assert.deepEqual(resolveOccurredAt({ receivedAt }), {
+    ok: true,
+    occurredAt: receivedAt,
+    clientTimestamp: null,
+  });
+  assert.deepEqual(resolveOccurredAt({ sentAt: at(HOUR), receivedAt }), {
+    ok: true,
+    occurredAt: receivedAt,
+    clientTimestamp: null,
+  });
+});
+
+Deno.test("with a timestamp alone the event happened at that timestamp", () => {
+  assert.deepEqual(resolveOccurredAt({ timestamp: at(-90_000), receivedAt }), {
+    ok: true,
+    occurredAt: new Date(at(-90_000)),
+    clientTimestamp: new Date(at(-90_000)),
+  });
+});
+
+Deno.test("with timestamp and sentAt the client's clock skew is corrected", () => {
+  // The client clock runs an hour fast; the event happened 10 s before sending.
+  assert.deepEqual(
+    resolveOccurredAt({ timestamp: at(HOUR - 10_000), sentAt: at(HOUR), receivedAt }),
+    { ok: true, occurredAt: new Date(at(-10_000)), clientTimestamp: new Date(at(HOUR - 10_000)) },
+  );
+  // The client clock is two days slow.
+  assert.deepEqual(
+    resolveOccurredAt({ timestamp: at(-48 * HOUR - 5_000), sentAt: at(-48 * HOUR), receivedAt }),
+    {
+      ok: true,
+      occurredAt: new Date(at(-5_000)),
+      clientTimestamp: new Date(at(-48 * HOUR - 5_000)),
+    },
+  );
+});
+
+Deno.test("an event is never dated after it was received", () => {
+  const future = resolveOccurredAt({ timestamp: at(HOUR), receivedAt });
+  assert.deepEqual(future, {
+    ok: true,
+    occurredAt: receivedAt,
+    clientTimestamp: new Date(at(HOUR)),
+  });
+  const sentBeforeItHappened = resolveOccurredAt({
+    timestamp: at(5_000),
+    sentAt: at(0),
+    receivedAt,
+  });
+  assert.equal(
+    sentBeforeItHappened.ok && sentBeforeItHappened.occurredAt.getTime(),
+    receivedAt.getTime(),
+  );
+});
+
+Deno.test("an event exactly 7 days old is kept, one a millisecond older is refused", () => {
+  const keptAt = resolveOccurredAt({ timestamp: at(-MAX_EVENT_AGE_MS), receivedAt });
+  assert.equal(keptAt.ok && keptAt.occurredAt.toISOString(), at(-MAX_EVENT_AGE_MS));
+  assert.deepEqual(resolveOccurredAt({ timestamp: at(-MAX_EVENT_AGE_MS - 1), receivedAt }), {
+    ok: false,
+    error: { path: "timestamp", message: "the event happened more than 7 days ago" },
+  });
+});
+
+Deno.test("age is judged after skew correction", () => {
+  // Eight days old on a clock that is eight days slow: it happened a second ago.
+  const slow = -8 * 24 * HOUR;
+  const result = resolveOccurredAt({ timestamp: at(slow - 1_000), sentAt: at(slow), receivedAt });
+  assert.equal(result.ok && result.occurredAt.toISOString(), at(-1_000));
+  // Sent now, but 8 days after it happened: refused.
+  const late = resolveOccurredAt({ timestamp: at(slow), sentAt: at(0), receivedAt });
+  assert.equal(late.ok, false);
+});
+
+Deno.test("a timestamp Postgres could not store is refused", () => {
+  assert.deepEqual(
+    resolveOccurredAt({
+      timestamp: "0000-12-31T23:59:59Z",
+      sentAt: "0000-12-31T23:59:59Z",
+      receivedAt,
+    }),
+    { ok: false, error: { path: "timestamp", message: "must be a valid time in year 1 or later" } },
+  );
+});

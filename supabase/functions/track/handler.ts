@@ -1,0 +1,202 @@
+/**
+ * The HTTP handler of the `track` function: answer CORS preflights, take the
+ * caller from the verified JWT, read a capped body, validate each event, make
+ * one database call, and answer with the outcome of every event.
+ *
+ * Who is calling comes from the token alone, never from the body: a user's
+ * access token stores `user_id = sub`; the anon key tracks anonymously; the
+ * service-role key is treated as an anonymous caller too, since a server
+ * sending on visitors' behalf names no signed-in user.
+ *
+ * Statuses: 200 when at least one event was accepted or was a duplicate; 400
+ * when every event was refused (same body) or the body is not JSON, not an
+ * event or batch; 401 for a missing or bad JWT; 405 for methods other than
+ * POST and OPTIONS; 413 over 512 KiB or 500 events; 429 over the rate limit;
+ * 503 when the database cannot take the request (nothing of it is stored).
+ * Each request logs one line to stderr.
+ *
+ * @example
+ * ```sh
+ * curl -X POST http://127.0.0.1:54321/functions/v1/track \
+ *   -H "Authorization: Bearer $SUPABASE_ANON_KEY" -H "Content-Type: application/json" \
+ *   -d '{"eventType":"view","entityType":"event","entityId":"event-123","anonymousId":"visitor-1"}'
+ * ```
+ *
+ * @module
+ */
+import { keysFromEnv, type Principal, principalOf, verifyAccessToken } from "../_shared/auth.ts";
+import { corsHeaders } from "../_shared/cors.ts";
+import { DatabaseError, ingestInteractions, type IngestOutcome } from "../_shared/db.ts";
+import { errorResponse, jsonResponse, readBodyCapped } from "../_shared/http.ts";
+import { MAX_REQUEST_BYTES } from "../_shared/limits.ts";
+import { parseTrackBody, type RejectedEvent, type TrackResult } from "../_shared/schemas.ts";
+import { prepareEvents } from "./prepare.ts";
+import { checkRateLimit } from "./rate_limit.ts";
+
+/** Seconds to wait before retrying a 503: soon when Postgres was unreachable, later when it failed. */
+const RETRY_AFTER_UNAVAILABLE_S = 5;
+const RETRY_AFTER_FAILED_S = 30;
+
+let verificationKeys: ReturnType<typeof keysFromEnv> | undefined;
+
+/** The field a database rejection is about, from the first word of its reason. */
+const fieldOfReason: Record<string, string> = {
+  event_id: "eventId",
+  event_type: "eventType",
+  entity_type: "entityType",
+  entity_id: "entityId",
+  metadata: "metadata",
+  occurred_at: "timestamp",
+  anonymous_id: "anonymousId",
+  session: "sessionId",
+};
+
+const roleOf = { user: "authenticated", anon: "anon", service: "service_role" } as const;
+
+interface Outcome {
+  response: Response;
+  result?: TrackResult;
+}
+
+/** Answers one request to `/functions/v1/track`. */
+export async function handler(request: Request): Promise<Response> {
+  const started = performance.now();
+  let outcome: Outcome;
+  try {
+    outcome = await track(request);
+  } catch (error) {
+    console.error("track: unexpected error", error);
+    outcome = {
+      response: errorResponse(500, "internal_error", "the request could not be processed"),
+    };
+  }
+  const { response, result } = outcome;
+  const counts = result
+    ? ` accepted=${result.accepted} duplicates=${result.duplicates} rejected=${result.rejected.length}`
+    : "";
+  const ms = (performance.now() - started).toFixed(1);
+  console.error(`track ${request.method} ${response.status}${counts} ${ms}ms`);
+  return response;
+}
+
+async function authenticate(request: Request): Promise<Principal | Response> {
+  verificationKeys ??= keysFromEnv(Deno.env);
+  const verified = await verifyAccessToken(request.headers.get("authorization"), verificationKeys);
+  const principal = verified.ok ? principalOf(verified.value) : verified;
+  if (principal.ok) return principal.value;
+  return errorResponse(401, "unauthorized", principal.error.message, {
+    "WWW-Authenticate": 'Bearer error="invalid_token"',
+  });
+}
+
+async function track(request: Request): Promise<Outcome> {
+  if (request.method === "OPTIONS") {
+    return { response: new Response(null, { status: 204, headers: corsHeaders }) };
+  }
+  if (request.method !== "POST") {
+    return {
+      response: errorResponse(
+        405,
+        "method_not_allowed",
+        `${request.method} is not allowed; use POST`,
+        {
+          Allow: "POST, OPTIONS",
+        },
+      ),
+    };
+  }
+
+  const principal = await authenticate(request);
+  if (principal instanceof Response) return { response: principal };
+
+  const limit = checkRateLimit(principal);
+  if (!limit.ok) {
+    return {
+      response: errorResponse(429, "rate_limited", "too many requests; retry later", {
+        "Retry-After": String(limit.retryAfterSeconds),
+      }),
+    };
+  }
+
+  const receivedAt = new Date();
+  const bytes = await readBodyCapped(request, MAX_REQUEST_BYTES);
+  if (bytes === null) {
+    return {
+      response: errorResponse(
+        413,
+        "payload_too_large",
+        `the body must be at most ${MAX_REQUEST_BYTES} bytes`,
+      ),
+    };
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(bytes));
+  } catch {
+    return { response: errorResponse(400, "invalid_json", "the body is not valid UTF-8 JSON") };
+  }
+
+  const body = parseTrackBody(json);
+  if (!body.ok) {
+    const status = body.error.code === "too_many_events" ? 413 : 400;
+    return { response: errorResponse(status, body.error.code, body.error.message) };
+  }
+
+  const prepared = prepareEvents(body.events, body.sentAt, principal, receivedAt);
+  const refused = [...body.rejected, ...prepared.rejected];
+  let outcomes: IngestOutcome[];
+  try {
+    // Called even when every event was refused: the call records the
+    // refusals in system_errors, in the same transaction as everything else.
+    outcomes = await ingestInteractions({
+      userId: principal.kind === "user" ? principal.userId : null,
+      events: prepared.rows,
+      rejected: refused,
+      context: { function: "track", role: roleOf[principal.kind], request_id: crypto.randomUUID() },
+    });
+  } catch (error) {
+    if (!(error instanceof DatabaseError)) throw error;
+    console.error(`track: database ${error.reason}: ${error.message}`);
+    const unavailable = error.reason === "unavailable";
+    return {
+      response: errorResponse(
+        503,
+        unavailable ? "database_unavailable" : "database_error",
+        unavailable
+          ? "the database is unreachable; nothing was stored, retry later"
+          : "the database could not store the events; nothing was stored, retry later",
+        {
+          "Retry-After": String(unavailable ? RETRY_AFTER_UNAVAILABLE_S : RETRY_AFTER_FAILED_S),
+        },
+      ),
+    };
+  }
+
+  const result = summarize(outcomes, refused, body.events);
+  const status = result.accepted + result.duplicates > 0 ? 200 : 400;
+  return { response: jsonResponse(result, status), result };
+}
+
+/** Counts the database's outcomes and lists every refused event, in request order. */
+function summarize(
+  outcomes: IngestOutcome[],
+  refused: RejectedEvent[],
+  events: ReadonlyArray<{ index: number; event: { eventId?: string } }>,
+): TrackResult {
+  const clientIds = new Map(events.map(({ index, event }) => [index, event.eventId]));
+  const rejected = [...refused];
+  let accepted = 0;
+  let duplicates = 0;
+  for (const { event_index: index, outcome, reason } of outcomes) {
+    if (outcome === "accepted") accepted++;
+    else if (outcome === "duplicate") duplicates++;
+    else {
+      const message = reason ?? "refused by the database";
+      const path = fieldOfReason[message.split(/[\s:]/, 1)[0]] ?? "";
+      const eventId = clientIds.get(index);
+      rejected.push({ index, ...(eventId && { eventId }), errors: [{ path, message }] });
+    }
+  }
+  rejected.sort((a, b) => a.index - b.index);
+  return { accepted, duplicates, rejected };
+}
