@@ -30,6 +30,7 @@ DEBIAN_PACKAGES=(
   postgresql-15-pgtap
   postgresql-15-cron
   postgresql-15-partman
+  postgresql-15-plpgsql-check
   libtap-parser-sourcehandler-pgtap-perl
   chromium
 )
