@@ -23,7 +23,9 @@
  *
  * Returns one row per element of p_events, in index order: outcome
  * 'accepted' (stored now), 'duplicate' (its event_id is already stored, or
- * appears earlier in the batch) or 'rejected' with the reason in a sentence.
+ * appears earlier in the batch) or 'rejected' with the request field at
+ * fault in path (as the client names it: 'sessionId', 'eventType'...) and
+ * the reason in a sentence.
  *
  * Nothing the database would refuse reaches an insert: an event breaking a
  * table rule, or naming a session another principal opened, is rejected on
@@ -59,7 +61,7 @@ create function public.ingest_interactions(
   p_rejected jsonb default '[]'::jsonb,
   p_context jsonb default '{}'::jsonb
 )
-returns table (event_index integer, event_id uuid, outcome text, reason text)
+returns table (event_index integer, event_id uuid, outcome text, path text, reason text)
 language plpgsql
 volatile
 security definer
@@ -300,7 +302,7 @@ begin
     from summary m
     where m.rejected > 0
   )
-  select o."index", o.event_id, o.outcome, o.reason
+  select o."index", o.event_id, o.outcome, o.path, o.reason
   from outcomes o
   order by o."index";
 end;

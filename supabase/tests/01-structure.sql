@@ -359,7 +359,7 @@ select is(
   ),
   'p_user_id uuid, p_events jsonb, p_rejected jsonb DEFAULT ''[]''::jsonb, '
     || 'p_context jsonb DEFAULT ''{}''::jsonb -> '
-    || 'TABLE(event_index integer, event_id uuid, outcome text, reason text)',
+    || 'TABLE(event_index integer, event_id uuid, outcome text, path text, reason text)',
   'ingest_interactions has the argument names, defaults and result columns callers rely on'
 );
 select is_definer(

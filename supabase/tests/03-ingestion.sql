@@ -50,7 +50,7 @@ as $$
 $$;
 
 create temp table outcomes (
-  call text, event_index integer, event_id uuid, outcome text, reason text
+  call text, event_index integer, event_id uuid, outcome text, path text, reason text
 );
 
 -- One request: the ingestion call, its outcomes kept under the call's name.

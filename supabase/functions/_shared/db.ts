@@ -66,6 +66,8 @@ export interface IngestOutcome {
   event_index: number;
   event_id: string;
   outcome: "accepted" | "duplicate" | "rejected";
+  /** The request field a rejection is about ("sessionId", "eventType"...); null otherwise. */
+  path: string | null;
   reason: string | null;
 }
 
@@ -150,7 +152,7 @@ export async function ingestInteractions(request: IngestRequest): Promise<Ingest
   try {
     const db = sql();
     const query = db<IngestOutcome[]>`
-      select event_index, event_id, outcome, reason
+      select event_index, event_id, outcome, path, reason
       from public.ingest_interactions(
         ${request.userId}::uuid,
         ${db.json(request.events as unknown as postgres.JSONValue)}::jsonb,

@@ -39,18 +39,6 @@ const RETRY_AFTER_FAILED_S = 30;
 
 let verificationKeys: ReturnType<typeof keysFromEnv> | undefined;
 
-/** The field a database rejection is about, from the first word of its reason. */
-const fieldOfReason: Record<string, string> = {
-  event_id: "eventId",
-  event_type: "eventType",
-  entity_type: "entityType",
-  entity_id: "entityId",
-  metadata: "metadata",
-  occurred_at: "timestamp",
-  anonymous_id: "anonymousId",
-  session: "sessionId",
-};
-
 const roleOf = { user: "authenticated", anon: "anon", service: "service_role" } as const;
 
 interface Outcome {
@@ -187,14 +175,17 @@ function summarize(
   const rejected = [...refused];
   let accepted = 0;
   let duplicates = 0;
-  for (const { event_index: index, outcome, reason } of outcomes) {
+  for (const { event_index: index, outcome, path, reason } of outcomes) {
     if (outcome === "accepted") accepted++;
     else if (outcome === "duplicate") duplicates++;
     else {
       const message = reason ?? "refused by the database";
-      const path = fieldOfReason[message.split(/[\s:]/, 1)[0]] ?? "";
       const eventId = clientIds.get(index);
-      rejected.push({ index, ...(eventId && { eventId }), errors: [{ path, message }] });
+      rejected.push({
+        index,
+        ...(eventId && { eventId }),
+        errors: [{ path: path ?? "", message }],
+      });
     }
   }
   rejected.sort((a, b) => a.index - b.index);
