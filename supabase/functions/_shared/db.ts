@@ -20,6 +20,10 @@
  * @module
  */
 import postgres from "postgres";
+import type { Database } from "./database.types.ts";
+
+type Tables = Database["public"]["Tables"];
+type IngestRow = Database["public"]["Functions"]["ingest_interactions"]["Returns"][number];
 
 /** Connections one function process keeps open at most. */
 const POOL_SIZE = 8;
@@ -46,30 +50,35 @@ export class DatabaseError extends Error {
   }
 }
 
-/** One event for `public.ingest_interactions`, in the shape its `p_events` documents. */
-export interface IngestEvent {
-  index: number;
-  event_id: string;
-  session_id: string | null;
-  anonymous_id: string | null;
-  event_type: string;
-  entity_type: string;
-  entity_id: string;
-  metadata: Record<string, unknown>;
-  occurred_at: string;
-  client_timestamp: string | null;
-  received_at: string;
-}
+/**
+ * One event for `public.ingest_interactions`, in the shape its `p_events`
+ * documents: the columns of a `user_interactions` row (types generated from
+ * the schema by `scripts/gen-types`) plus the event's index in the request.
+ */
+export type IngestEvent =
+  & Required<
+    Pick<
+      Tables["user_interactions"]["Insert"],
+      | "event_id"
+      | "session_id"
+      | "anonymous_id"
+      | "event_type"
+      | "entity_type"
+      | "entity_id"
+      | "occurred_at"
+      | "client_timestamp"
+      | "received_at"
+    >
+  >
+  & { index: number; metadata: Record<string, unknown> };
 
 /** What `public.ingest_interactions` decided for one event. */
-export interface IngestOutcome {
-  event_index: number;
-  event_id: string;
+export type IngestOutcome = Omit<IngestRow, "outcome" | "path" | "reason"> & {
   outcome: "accepted" | "duplicate" | "rejected";
   /** The request field a rejection is about ("sessionId", "eventType"...); null otherwise. */
   path: string | null;
   reason: string | null;
-}
+};
 
 /** One request's worth of work for the database. */
 export interface IngestRequest {
