@@ -9,7 +9,8 @@
  * Environment: SUPABASE_URL, SUPABASE_ANON_KEY, SUPABASE_SERVICE_ROLE_KEY,
  * SUPABASE_DB_URL and SUPABASE_JWT_SECRET (from `scripts/stack env`);
  * FUNCTION_INSTANCES (default 1) starts that many processes per function and
- * spreads requests across them, as the platform does under load.
+ * spreads requests across them, as the platform does under load;
+ * GATEWAY_PORT (default 54321) moves the gateway, for a second stack.
  *
  * @module
  */
@@ -18,7 +19,7 @@ import { verifyGatewayJwt } from "./jwt.ts";
 
 const root = new URL("../../", import.meta.url);
 const functionsDir = new URL("supabase/functions/", root);
-const apiPort = 54321;
+const apiPort = Number(Deno.env.get("GATEWAY_PORT") ?? "54321");
 const instancesPerFunction = Math.max(1, Number(Deno.env.get("FUNCTION_INSTANCES") ?? "1"));
 
 interface Instance {
@@ -54,7 +55,8 @@ async function discoverFunctions(): Promise<ServedFunction[]> {
     functions?: Record<string, { verify_jwt?: boolean; entrypoint?: string }>;
   };
   const served: ServedFunction[] = [];
-  let port = 54400;
+  // Function processes listen just above the gateway's own port.
+  let port = apiPort + 100;
   for await (const entry of Deno.readDir(functionsDir)) {
     if (!entry.isDirectory || entry.name.startsWith("_") || entry.name.startsWith(".")) continue;
     const settings = config.functions?.[entry.name] ?? {};

@@ -3,13 +3,22 @@
 # shellcheck shell=bash
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-STACK_DIR="$ROOT/.stack"
 BIN="$ROOT/node_modules/.bin"
 PG_BIN=/usr/lib/postgresql/15/bin
 
+# STACK_NAME runs a second, independent stack beside the default one (its own
+# cluster, ports and logs), for jobs that restart or pause it, like scripts/chaos.
+STACK_NAME=${STACK_NAME:-}
+if [ -n "$STACK_NAME" ]; then
+  STACK_DIR="$ROOT/.stack/$STACK_NAME"
+  DB_PORT=${DB_PORT:-55322}
+  API_PORT=${API_PORT:-55321}
+else
+  STACK_DIR="$ROOT/.stack"
+  DB_PORT=54322
+  API_PORT=54321
+fi
 DB_HOST=127.0.0.1
-DB_PORT=54322
-API_PORT=54321
 
 # The Supabase CLI's well-known local development secret and the keys it
 # signs: safe to publish, useless against any hosted project.
