@@ -12,6 +12,8 @@
  * spreads requests across them, as the platform does under load;
  * GATEWAY_PORT (default 54321) moves the gateway, for a second stack.
  *
+ * It also serves the analysts' dashboard at `/dashboard` (scripts/dashboard/).
+ *
  * @module
  */
 import { parse as parseToml } from "smol-toml";
@@ -177,7 +179,12 @@ const server = Deno.serve({
       } on http://127.0.0.1:${apiPort}/functions/v1/`,
     ),
 }, async (request) => {
-  const match = new URL(request.url).pathname.match(/^\/functions\/v1\/([^/]+)(\/.*)?$/);
+  const { pathname } = new URL(request.url);
+  if (pathname === "/dashboard" || pathname.startsWith("/dashboard/")) {
+    const { serveDashboard } = await import("../dashboard/server.ts");
+    return await serveDashboard(request, runtimeEnv.SUPABASE_DB_URL);
+  }
+  const match = pathname.match(/^\/functions\/v1\/([^/]+)(\/.*)?$/);
   if (!match) return gatewayError(404, "not found");
   const [, name, rest = ""] = match;
   if (name === "_health") return Response.json({ ok: true });
