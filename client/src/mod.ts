@@ -1,0 +1,93 @@
+/**
+ * Interaction tracking for the browser, on the app's own Supabase client.
+ *
+ * Either create a tracker and keep it:
+ *
+ * ```ts
+ * import { createTracker } from "./interaction-tracking.js";
+ * const tracker = createTracker({ supabase, functionName: "track" });
+ * tracker.trackInteraction.view("event", "event-123", { artist_name: "Taylor Swift" });
+ * ```
+ *
+ * or start the page-wide one once and use the guide's singletons anywhere:
+ *
+ * ```ts
+ * import { initTracking, interactionTracker, trackInteraction } from "./interaction-tracking.js";
+ * initTracking({ supabase });
+ * trackInteraction.like("artist", "artist-456", true, { artist_name: "The Weeknd" });
+ * interactionTracker.getSessionMetrics(); // { duration, interactionCount, engagementScore, ... }
+ * ```
+ *
+ * Before `initTracking()` the singletons track nothing and answer null.
+ *
+ * @module
+ */
+import { type InteractionHelpers, interactionHelpers } from "./helpers.ts";
+import { browserStorage, keys } from "./storage.ts";
+import type { SessionMetrics } from "./session.ts";
+import { createTracker, type Tracker, type TrackerOptions } from "./tracker.ts";
+
+export { createTracker };
+export type { SessionMetrics } from "./session.ts";
+export type {
+  AuthClient,
+  AuthSession,
+  SupabaseClientLike,
+  Tracker,
+  TrackerError,
+  TrackerOptions,
+} from "./tracker.ts";
+export type { InteractionHelpers, Metadata } from "./helpers.ts";
+export type { EntityType, EventType, FieldError } from "./contract.ts";
+
+let current: Tracker | null = null;
+
+function setOptedOut(optedOut: boolean): void {
+  const storage = browserStorage();
+  try {
+    if (optedOut) storage.setItem(keys.optedOut, "true");
+    else storage.removeItem(keys.optedOut);
+  } catch {
+    // Nowhere to remember it; the tracker, once started, is asked again.
+  }
+}
+
+/** Starts the page-wide tracker behind `trackInteraction` and `interactionTracker`, replacing any earlier one. */
+export function initTracking(options: TrackerOptions): Tracker {
+  current?.destroy();
+  current = createTracker(options);
+  return current;
+}
+
+/** The page-wide tracker's helpers, one per event type. */
+export const trackInteraction: InteractionHelpers = interactionHelpers(
+  (eventType, entityType, entityId, metadata) =>
+    current?.track(eventType, entityType, entityId, metadata) ?? null,
+);
+
+/** The page-wide tracker's session and delivery controls. */
+export const interactionTracker = {
+  /** The live metrics of the current session. */
+  getSessionMetrics(): SessionMetrics {
+    return current?.getSessionMetrics() ??
+      { duration: 0, interactionCount: 0, engagementScore: 0, pageViews: 0, bounceRate: 100 };
+  },
+  /** Ends the current session; answers the new session's id (null before `initTracking()`). */
+  startNewSession(): string | null {
+    return current?.startNewSession() ?? null;
+  },
+  /** Sends what waits now. */
+  flush(): Promise<void> {
+    return current?.flush() ?? Promise.resolve();
+  },
+  /** Stops collecting and clears the queue; remembered even before `initTracking()`. */
+  optOut(): void {
+    if (current) current.optOut();
+    else setOptedOut(true);
+  },
+  /** Resumes collecting. */
+  optIn(): void {
+    if (current) current.optIn();
+    else setOptedOut(false);
+  },
+};

@@ -1,0 +1,206 @@
+/**
+ * A bounded, durable queue of events waiting to be sent: kept in memory for
+ * speed and written to storage under one key so that it survives a reload or
+ * a crash. Each tab writes only its own key, so two tabs never overwrite each
+ * other's events.
+ *
+ * When the queue is full the oldest events are dropped; when the storage is
+ * full the oldest events are dropped until the rest fits. Every drop is
+ * counted and reported, never silent.
+ *
+ * @example
+ * ```ts
+ * const queue = new DurableQueue<{ eventId: string }>({
+ *   storage: new MemoryStorage(),
+ *   key: "synth_interactions:queue:tab-1",
+ *   maxSize: 1000,
+ *   onProblem: (problem) => console.warn(problem),
+ * });
+ * queue.push({ event: { eventId: crypto.randomUUID() }, userId: null });
+ * queue.save();
+ * ```
+ *
+ * @module
+ */
+import { isQuotaError, type KeyValueStorage, readItem, removeItem } from "./storage.ts";
+
+/** An event waiting to be sent, with the principal it must be sent as. */
+export interface QueuedEvent<E extends { eventId: string }> {
+  event: E;
+  /** The signed-in user the event was tracked for; null when anonymous. */
+  userId: string | null;
+}
+
+/** Something the queue had to give up, reported to the application. */
+export type QueueProblem =
+  | { kind: "dropped"; reason: "queue_full" | "storage_full"; count: number }
+  | { kind: "storage"; message: string };
+
+/** Where and how much a queue keeps. */
+export interface QueueOptions {
+  storage: KeyValueStorage;
+  key: string;
+  /** At most this many events are kept; the oldest go first. */
+  maxSize: number;
+  onProblem?: (problem: QueueProblem) => void;
+  /** False to keep events in memory until {@linkcode DurableQueue.attach} is called. */
+  attached?: boolean;
+}
+
+/** Reads the queue stored under `key`, skipping anything that is not a queued event. */
+export function readQueue<E extends { eventId: string }>(
+  storage: KeyValueStorage,
+  key: string,
+): QueuedEvent<E>[] {
+  const text = readItem(storage, key);
+  if (text === null) return [];
+  let stored: unknown;
+  try {
+    stored = JSON.parse(text);
+  } catch {
+    return [];
+  }
+  if (!Array.isArray(stored)) return [];
+  return stored.filter(isQueuedEvent) as QueuedEvent<E>[];
+}
+
+function isQueuedEvent(value: unknown): boolean {
+  if (typeof value !== "object" || value === null) return false;
+  const { event, userId } = value as { event?: unknown; userId?: unknown };
+  return typeof event === "object" && event !== null &&
+    typeof (event as { eventId?: unknown }).eventId === "string" &&
+    (userId === null || typeof userId === "string");
+}
+
+/** A bounded queue of events, mirrored in storage. */
+export class DurableQueue<E extends { eventId: string }> {
+  readonly key: string;
+  readonly maxSize: number;
+  #storage: KeyValueStorage;
+  #onProblem: (problem: QueueProblem) => void;
+  #entries: QueuedEvent<E>[];
+  #attached: boolean;
+  #saveScheduled = false;
+  #storageBroken = false;
+  #dropped = 0;
+
+  constructor(options: QueueOptions) {
+    this.key = options.key;
+    this.maxSize = Math.max(1, Math.floor(options.maxSize));
+    this.#storage = options.storage;
+    this.#onProblem = options.onProblem ?? (() => {});
+    this.#attached = options.attached ?? true;
+    this.#entries = this.#attached ? readQueue<E>(this.#storage, this.key) : [];
+    this.#trim();
+  }
+
+  /** How many events wait. */
+  get size(): number {
+    return this.#entries.length;
+  }
+
+  /** How many events were dropped since the queue was created. */
+  get dropped(): number {
+    return this.#dropped;
+  }
+
+  /** The waiting events, oldest first. */
+  entries(): readonly QueuedEvent<E>[] {
+    return this.#entries;
+  }
+
+  /** Appends an event; the oldest are dropped beyond `maxSize`. */
+  push(entry: QueuedEvent<E>): void {
+    this.#entries.push(entry);
+    this.#trim();
+    this.#scheduleSave();
+  }
+
+  /** Appends the events whose ids are not queued yet; answers how many were new. */
+  merge(entries: readonly QueuedEvent<E>[]): number {
+    const known = new Set(this.#entries.map((entry) => entry.event.eventId));
+    const fresh = entries.filter((entry) => !known.has(entry.event.eventId));
+    if (fresh.length === 0) return 0;
+    this.#entries.push(...fresh);
+    this.#trim();
+    this.save();
+    return fresh.length;
+  }
+
+  /** Removes the events with these ids (sent, or given up on). */
+  remove(eventIds: Iterable<string>): void {
+    const gone = new Set(eventIds);
+    const before = this.#entries.length;
+    this.#entries = this.#entries.filter((entry) => !gone.has(entry.event.eventId));
+    if (this.#entries.length !== before) this.save();
+  }
+
+  /** Forgets every event, in memory and in storage. */
+  clear(): void {
+    this.#entries = [];
+    removeItem(this.#storage, this.key);
+  }
+
+  /**
+   * Starts mirroring to storage: merges what storage already holds under the
+   * key and writes the result. Used once the tab owns its key.
+   */
+  attach(): void {
+    if (this.#attached) return;
+    this.#attached = true;
+    const stored = readQueue<E>(this.#storage, this.key);
+    const mine = this.#entries;
+    this.#entries = stored;
+    if (mine.length > 0) this.merge(mine);
+  }
+
+  /** Writes the queue to storage now. */
+  save(): void {
+    if (!this.#attached || this.#storageBroken) return;
+    let dropped = 0;
+    for (;;) {
+      try {
+        if (this.#entries.length === 0) this.#storage.removeItem(this.key);
+        else this.#storage.setItem(this.key, JSON.stringify(this.#entries));
+        break;
+      } catch (error) {
+        if (!isQuotaError(error) || this.#entries.length === 0) {
+          this.#storageBroken = true;
+          this.#onProblem({
+            kind: "storage",
+            message: `the queue cannot be stored, events are kept in memory only: ${
+              error instanceof Error ? error.message : String(error)
+            }`,
+          });
+          break;
+        }
+        const count = Math.max(1, Math.ceil(this.#entries.length / 10));
+        this.#entries.splice(0, count);
+        dropped += count;
+      }
+    }
+    if (dropped > 0) {
+      this.#dropped += dropped;
+      this.#onProblem({ kind: "dropped", reason: "storage_full", count: dropped });
+    }
+  }
+
+  #trim(): void {
+    const excess = this.#entries.length - this.maxSize;
+    if (excess <= 0) return;
+    this.#entries.splice(0, excess);
+    this.#dropped += excess;
+    this.#onProblem({ kind: "dropped", reason: "queue_full", count: excess });
+  }
+
+  // Events tracked in one burst are written once, at the end of the current
+  // task: before any later task (pagehide included) can run.
+  #scheduleSave(): void {
+    if (this.#saveScheduled) return;
+    this.#saveScheduled = true;
+    queueMicrotask(() => {
+      this.#saveScheduled = false;
+      this.save();
+    });
+  }
+}

@@ -1,0 +1,191 @@
+import assert from "node:assert/strict";
+import { DurableQueue, type QueueProblem, readQueue } from "./queue.ts";
+import { MemoryStorage } from "./storage.ts";
+
+type Event = { eventId: string; n: number };
+
+const KEY = "synth_interactions:queue:tab-1";
+
+function entry(n: number, userId: string | null = null) {
+  return { event: { eventId: `id-${n}`, n }, userId };
+}
+
+function numbers(queue: DurableQueue<Event>): number[] {
+  return queue.entries().map((e) => e.event.n);
+}
+
+/** A storage that refuses writes beyond `capacity` characters, as browsers do. */
+class SmallStorage extends MemoryStorage {
+  constructor(public capacity: number) {
+    super();
+  }
+  override setItem(key: string, value: string): void {
+    if (value.length > this.capacity) {
+      throw new DOMException("The quota has been exceeded.", "QuotaExceededError");
+    }
+    super.setItem(key, value);
+  }
+}
+
+Deno.test("queue: keeps events in order and writes them to storage", () => {
+  const storage = new MemoryStorage();
+  const queue = new DurableQueue<Event>({ storage, key: KEY, maxSize: 10 });
+  queue.push(entry(1));
+  queue.push(entry(2, "user-a"));
+  queue.save();
+  assert.deepEqual(numbers(queue), [1, 2]);
+  assert.deepEqual(JSON.parse(storage.getItem(KEY)!), [entry(1), entry(2, "user-a")]);
+});
+
+Deno.test("queue: a burst in one task is written once, at the end of the task", async () => {
+  let writes = 0;
+  const storage = new (class extends MemoryStorage {
+    override setItem(key: string, value: string) {
+      writes++;
+      super.setItem(key, value);
+    }
+  })();
+  const queue = new DurableQueue<Event>({ storage, key: KEY, maxSize: 100 });
+  for (let n = 0; n < 50; n++) queue.push(entry(n));
+  assert.equal(storage.getItem(KEY), null);
+  await Promise.resolve();
+  assert.equal(writes, 1);
+  assert.equal(readQueue(storage, KEY).length, 50);
+});
+
+Deno.test("queue: survives a reload: a new queue on the same storage holds the events", () => {
+  const storage = new MemoryStorage();
+  const first = new DurableQueue<Event>({ storage, key: KEY, maxSize: 10 });
+  first.push(entry(1));
+  first.push(entry(2));
+  first.save();
+  const second = new DurableQueue<Event>({ storage, key: KEY, maxSize: 10 });
+  assert.deepEqual(numbers(second), [1, 2]);
+});
+
+Deno.test("queue: when full, drops the oldest events and reports how many", () => {
+  const problems: QueueProblem[] = [];
+  const storage = new MemoryStorage();
+  const queue = new DurableQueue<Event>({
+    storage,
+    key: KEY,
+    maxSize: 3,
+    onProblem: (p) => problems.push(p),
+  });
+  for (let n = 1; n <= 5; n++) queue.push(entry(n));
+  queue.save();
+  assert.deepEqual(numbers(queue), [3, 4, 5]);
+  assert.equal(queue.dropped, 2);
+  assert.deepEqual(problems, [
+    { kind: "dropped", reason: "queue_full", count: 1 },
+    { kind: "dropped", reason: "queue_full", count: 1 },
+  ]);
+  assert.deepEqual(readQueue<Event>(storage, KEY).map((e) => e.event.n), [3, 4, 5]);
+});
+
+Deno.test("queue: a stored queue above a smaller bound is cut to it on load", () => {
+  const problems: QueueProblem[] = [];
+  const storage = new MemoryStorage();
+  storage.setItem(KEY, JSON.stringify([entry(1), entry(2), entry(3)]));
+  const queue = new DurableQueue<Event>({
+    storage,
+    key: KEY,
+    maxSize: 2,
+    onProblem: (p) => problems.push(p),
+  });
+  assert.deepEqual(numbers(queue), [2, 3]);
+  assert.deepEqual(problems, [{ kind: "dropped", reason: "queue_full", count: 1 }]);
+});
+
+Deno.test("queue: when the storage is full, drops the oldest until the rest fits", () => {
+  const problems: QueueProblem[] = [];
+  const one = JSON.stringify([entry(10)]).length;
+  const storage = new SmallStorage(one * 4);
+  const queue = new DurableQueue<Event>({
+    storage,
+    key: KEY,
+    maxSize: 100,
+    onProblem: (p) => problems.push(p),
+  });
+  for (let n = 10; n < 30; n++) queue.push(entry(n));
+  queue.save();
+  const kept = numbers(queue);
+  assert.ok(kept.length >= 1 && kept.length < 20, `kept ${kept.length}`);
+  assert.equal(kept.at(-1), 29, "the newest event is kept");
+  assert.deepEqual(kept, Array.from({ length: kept.length }, (_, i) => 30 - kept.length + i));
+  assert.deepEqual(problems, [{
+    kind: "dropped",
+    reason: "storage_full",
+    count: 20 - kept.length,
+  }]);
+  assert.equal(queue.dropped, 20 - kept.length);
+  assert.deepEqual(readQueue<Event>(storage, KEY).map((e) => e.event.n), kept);
+});
+
+Deno.test("queue: a storage that fails otherwise is reported once and the queue goes on in memory", () => {
+  const problems: QueueProblem[] = [];
+  const storage = new (class extends MemoryStorage {
+    override setItem(): void {
+      throw new DOMException("The operation is insecure.", "SecurityError");
+    }
+  })();
+  const queue = new DurableQueue<Event>({
+    storage,
+    key: KEY,
+    maxSize: 10,
+    onProblem: (p) => problems.push(p),
+  });
+  queue.push(entry(1));
+  queue.save();
+  queue.push(entry(2));
+  queue.save();
+  assert.deepEqual(numbers(queue), [1, 2]);
+  assert.equal(problems.length, 1);
+  assert.equal(problems[0].kind, "storage");
+  assert.match((problems[0] as { message: string }).message, /insecure/);
+});
+
+Deno.test("queue: remove drops exactly the given ids and clear empties storage", () => {
+  const storage = new MemoryStorage();
+  const queue = new DurableQueue<Event>({ storage, key: KEY, maxSize: 10 });
+  for (let n = 1; n <= 4; n++) queue.push(entry(n));
+  queue.remove(["id-2", "id-4", "id-unknown"]);
+  assert.deepEqual(numbers(queue), [1, 3]);
+  assert.deepEqual(readQueue<Event>(storage, KEY).map((e) => e.event.n), [1, 3]);
+  queue.clear();
+  assert.equal(queue.size, 0);
+  assert.equal(storage.getItem(KEY), null);
+});
+
+Deno.test("queue: merge adds only events not queued yet", () => {
+  const storage = new MemoryStorage();
+  const queue = new DurableQueue<Event>({ storage, key: KEY, maxSize: 10 });
+  queue.push(entry(1));
+  queue.push(entry(2));
+  assert.equal(queue.merge([entry(2), entry(3)]), 1);
+  assert.deepEqual(numbers(queue), [1, 2, 3]);
+  assert.deepEqual(readQueue<Event>(storage, KEY).map((e) => e.event.n), [1, 2, 3]);
+});
+
+Deno.test("queue: a detached queue writes nothing until attached, then merges with storage", () => {
+  const storage = new MemoryStorage();
+  storage.setItem(KEY, JSON.stringify([entry(1)]));
+  const queue = new DurableQueue<Event>({ storage, key: KEY, maxSize: 10, attached: false });
+  queue.push(entry(2));
+  queue.save();
+  assert.deepEqual(readQueue<Event>(storage, KEY).map((e) => e.event.n), [1]);
+  queue.attach();
+  assert.deepEqual(numbers(queue), [1, 2]);
+  assert.deepEqual(readQueue<Event>(storage, KEY).map((e) => e.event.n), [1, 2]);
+});
+
+Deno.test("queue: unreadable storage content is ignored, malformed entries are skipped", () => {
+  const storage = new MemoryStorage();
+  storage.setItem(KEY, "{not json");
+  assert.deepEqual(readQueue(storage, KEY), []);
+  storage.setItem(
+    KEY,
+    JSON.stringify([entry(1), { event: {}, userId: null }, { event: { eventId: "x" } }, 7]),
+  );
+  assert.deepEqual(readQueue<Event>(storage, KEY), [entry(1)]);
+});

@@ -1,0 +1,126 @@
+/**
+ * The key-value storage the tracker keeps its state in: the page's
+ * `localStorage` when it works, memory when it does not (storage disabled by
+ * the user, a sandboxed frame), so tracking goes on for the life of the page.
+ *
+ * @example
+ * ```ts
+ * const storage = browserStorage();
+ * storage.setItem(keys.anonymousId, crypto.randomUUID());
+ * ```
+ *
+ * @module
+ */
+
+/** The part of the Web Storage interface the tracker uses. */
+export interface KeyValueStorage {
+  readonly length: number;
+  key(index: number): string | null;
+  getItem(key: string): string | null;
+  setItem(key: string, value: string): void;
+  removeItem(key: string): void;
+}
+
+/** Every key the tracker writes starts with this prefix. */
+export const KEY_PREFIX = "synth_interactions:";
+
+/** The keys the tracker writes. */
+export const keys = {
+  /** The visitor's persistent anonymous id. */
+  anonymousId: `${KEY_PREFIX}anonymous_id`,
+  /** The current session and its live counts. */
+  session: `${KEY_PREFIX}session`,
+  /** "true" once the visitor opted out. */
+  optedOut: `${KEY_PREFIX}opted_out`,
+  /** Prefix of each tab's queue, followed by the tab id. */
+  queuePrefix: `${KEY_PREFIX}queue:`,
+  /** Prefix of each tab's lease, where Web Locks are missing. */
+  leasePrefix: `${KEY_PREFIX}lease:`,
+  /** Prefix of a claim on an abandoned tab's queue, where Web Locks are missing. */
+  claimPrefix: `${KEY_PREFIX}claim:`,
+} as const;
+
+/** The guide's switch for console logging. */
+export const DEBUG_FLAG_KEY = "synth_debug_interactions";
+
+/** A storage that lives in memory only: the fallback, and the storage of unit tests. */
+export class MemoryStorage implements KeyValueStorage {
+  #items = new Map<string, string>();
+
+  get length(): number {
+    return this.#items.size;
+  }
+
+  key(index: number): string | null {
+    return [...this.#items.keys()][index] ?? null;
+  }
+
+  getItem(key: string): string | null {
+    return this.#items.get(key) ?? null;
+  }
+
+  setItem(key: string, value: string): void {
+    this.#items.set(key, String(value));
+  }
+
+  removeItem(key: string): void {
+    this.#items.delete(key);
+  }
+}
+
+/**
+ * The page's `localStorage` if it can be read and written, else a
+ * {@linkcode MemoryStorage}. Reading `window.localStorage` itself throws where
+ * storage is blocked, hence the probe.
+ */
+export function browserStorage(): KeyValueStorage {
+  try {
+    const storage = globalThis.localStorage;
+    const probe = `${KEY_PREFIX}probe`;
+    storage.setItem(probe, "1");
+    storage.removeItem(probe);
+    return storage;
+  } catch {
+    return new MemoryStorage();
+  }
+}
+
+/** Every key of `storage` that starts with `prefix`. */
+export function keysWithPrefix(storage: KeyValueStorage, prefix: string): string[] {
+  const found: string[] = [];
+  try {
+    for (let i = 0; i < storage.length; i++) {
+      const key = storage.key(i);
+      if (key !== null && key.startsWith(prefix)) found.push(key);
+    }
+  } catch {
+    // A storage that cannot be listed has no keys we can use.
+  }
+  return found;
+}
+
+/** `getItem` that answers null instead of throwing. */
+export function readItem(storage: KeyValueStorage, key: string): string | null {
+  try {
+    return storage.getItem(key);
+  } catch {
+    return null;
+  }
+}
+
+/** `removeItem` that ignores a failing storage. */
+export function removeItem(storage: KeyValueStorage, key: string): void {
+  try {
+    storage.removeItem(key);
+  } catch {
+    // Nothing to clean up in a storage that cannot be written.
+  }
+}
+
+/** True when `error` says the storage is full. */
+export function isQuotaError(error: unknown): boolean {
+  if (typeof error !== "object" || error === null) return false;
+  const { name, code } = error as { name?: unknown; code?: unknown };
+  return name === "QuotaExceededError" || name === "NS_ERROR_DOM_QUOTA_REACHED" ||
+    code === 22 || code === 1014;
+}

@@ -1,0 +1,158 @@
+/**
+ * Which tab may send which queue. Every tab sends only its own queue, so two
+ * open tabs never send the same event; a queue left behind by a tab that is
+ * gone (closed, reloaded, crashed) is adopted by exactly one live tab.
+ *
+ * With the Web Locks API each tab holds a lock named after its queue for as
+ * long as it lives; the browser releases it when the page goes away, so a
+ * free lock means an abandoned queue, and taking it makes the adopter the only
+ * one. Where Web Locks are missing (pages not served over https), each tab
+ * renews a lease in storage instead, and an adopter stakes a claim and checks
+ * that it still holds after a short pause.
+ *
+ * @example
+ * ```ts
+ * const tabs = tabCoordinator("tab-1", localStorage);
+ * await tabs.claim("tab-1");
+ * await tabs.adopt("tab-0", () => moveQueue("tab-0", "tab-1"));
+ * ```
+ *
+ * @module
+ */
+import { keys, type KeyValueStorage, readItem, removeItem } from "./storage.ts";
+
+/** Ownership of tab queues. */
+export interface TabCoordinator {
+  /** Takes ownership of `tabId`'s queue until the page goes away; resolves once owned. */
+  claim(tabId: string): Promise<void>;
+  /** Gives up ownership early (the page is being hidden for good, maybe). */
+  release(tabId: string): void;
+  /** Runs `work` as the sole owner of `tabId`'s queue if nobody owns it; answers whether it ran. */
+  adopt(tabId: string, work: () => void | Promise<void>): Promise<boolean>;
+}
+
+const lockName = (tabId: string) => `synth_interactions:tab:${tabId}`;
+
+/** Ownership through the Web Locks API. */
+export class WebLocksCoordinator implements TabCoordinator {
+  #locks: LockManager;
+  #held = new Map<string, () => void>();
+
+  constructor(locks: LockManager) {
+    this.#locks = locks;
+  }
+
+  claim(tabId: string): Promise<void> {
+    if (this.#held.has(tabId)) return Promise.resolve();
+    return new Promise((held, failed) => {
+      // The lock lives until release() or until the page is gone.
+      this.#locks.request(lockName(tabId), () => {
+        held();
+        return new Promise<void>((release) => this.#held.set(tabId, release));
+      }).catch(failed);
+    });
+  }
+
+  release(tabId: string): void {
+    this.#held.get(tabId)?.();
+    this.#held.delete(tabId);
+  }
+
+  async adopt(tabId: string, work: () => void | Promise<void>): Promise<boolean> {
+    return await this.#locks.request(
+      lockName(tabId),
+      { ifAvailable: true },
+      async (lock) => {
+        if (lock === null) return false;
+        await work();
+        return true;
+      },
+    );
+  }
+}
+
+/** How the storage leases behave. */
+export interface LeaseOptions {
+  /** A lease not renewed for this long is abandoned. Hidden tabs renew slowly, hence minutes. */
+  leaseMs?: number;
+  /** How long an adopter waits before checking that its claim still holds. */
+  settleMs?: number;
+  now?: () => number;
+  sleep?: (ms: number) => Promise<void>;
+}
+
+/** Ownership through leases renewed in storage, where Web Locks are missing. */
+export class LeaseCoordinator implements TabCoordinator {
+  #self: string;
+  #storage: KeyValueStorage;
+  #leaseMs: number;
+  #settleMs: number;
+  #now: () => number;
+  #sleep: (ms: number) => Promise<void>;
+  #renewals = new Map<string, ReturnType<typeof setInterval>>();
+
+  constructor(self: string, storage: KeyValueStorage, options: LeaseOptions = {}) {
+    this.#self = self;
+    this.#storage = storage;
+    this.#leaseMs = options.leaseMs ?? 3 * 60 * 1000;
+    this.#settleMs = options.settleMs ?? 50;
+    this.#now = options.now ?? Date.now;
+    this.#sleep = options.sleep ?? ((ms) => new Promise((done) => setTimeout(done, ms)));
+  }
+
+  claim(tabId: string): Promise<void> {
+    this.#renew(tabId);
+    if (!this.#renewals.has(tabId)) {
+      this.#renewals.set(tabId, setInterval(() => this.#renew(tabId), this.#leaseMs / 4));
+    }
+    return Promise.resolve();
+  }
+
+  release(tabId: string): void {
+    clearInterval(this.#renewals.get(tabId));
+    this.#renewals.delete(tabId);
+    removeItem(this.#storage, keys.leasePrefix + tabId);
+  }
+
+  async adopt(tabId: string, work: () => void | Promise<void>): Promise<boolean> {
+    if (this.#renewals.has(tabId) || this.#fresh(keys.leasePrefix + tabId)) return false;
+    const claimKey = keys.claimPrefix + tabId;
+    if (this.#fresh(claimKey)) return false;
+    const stake = `${this.#now()}|${this.#self}|${Math.random()}`;
+    try {
+      this.#storage.setItem(claimKey, stake);
+    } catch {
+      return false;
+    }
+    await this.#sleep(this.#settleMs);
+    if (readItem(this.#storage, claimKey) !== stake) return false;
+    try {
+      await work();
+    } finally {
+      removeItem(this.#storage, claimKey);
+      removeItem(this.#storage, keys.leasePrefix + tabId);
+    }
+    return true;
+  }
+
+  #renew(tabId: string): void {
+    try {
+      this.#storage.setItem(keys.leasePrefix + tabId, String(this.#now()));
+    } catch {
+      // A lease that cannot be written expires; the worst outcome is an
+      // event sent twice, which the server stores once.
+    }
+  }
+
+  // A lease or claim stamped less than a lease period ago.
+  #fresh(key: string): boolean {
+    const stamp = Number.parseInt(readItem(this.#storage, key) ?? "", 10);
+    return Number.isFinite(stamp) && this.#now() - stamp < this.#leaseMs;
+  }
+}
+
+/** Web Locks where the browser has them, storage leases elsewhere. */
+export function tabCoordinator(self: string, storage: KeyValueStorage): TabCoordinator {
+  const locks = (globalThis.navigator as Navigator | undefined)?.locks;
+  return locks ? new WebLocksCoordinator(locks) : new LeaseCoordinator(self, storage);
+}

@@ -1,0 +1,828 @@
+/**
+ * The interaction tracker: validates each interaction with the shared
+ * schemas, queues it durably, and delivers it to the `track` function in
+ * batches, by size and by time, through the app's own supabase-js client.
+ *
+ * Nothing here throws into the app or makes it wait: tracking answers at
+ * once, and every failure (an invalid event, a rejected one, a dropped one, a
+ * failed request) goes to `onError` and, when
+ * `localStorage.synth_debug_interactions === "true"`, to the console.
+ *
+ * Delivery, in short:
+ * - every event gets its `eventId` when tracked, so a retry cannot store it twice;
+ * - network errors, 429 and 5xx are retried with exponential backoff and
+ *   jitter, never sooner than `Retry-After`; any other 4xx drops the batch;
+ * - when the page is hidden or closed, what waits goes out in a `keepalive`
+ *   request within the browser's 64 KiB budget;
+ * - each tab sends only its own queue; a queue left behind (reload, closed
+ *   or crashed tab) is adopted by one live tab (see `tabs.ts`);
+ * - each event is sent with the credentials of the user it was tracked for,
+ *   and a session never spans two users, as the server requires.
+ *
+ * @example
+ * ```ts
+ * import { createClient } from "@supabase/supabase-js";
+ * const supabase = createClient(SUPABASE_URL, SUPABASE_ANON_KEY);
+ * const tracker = createTracker({ supabase, functionName: "track" });
+ * tracker.trackInteraction.view("event", "event-123", { artist_name: "Taylor Swift" });
+ * await tracker.flush();
+ * ```
+ *
+ * @module
+ */
+import { type BackoffOptions, defaultBackoff, retryDelay } from "./backoff.ts";
+import { encodeBatch, selectBatch } from "./batch.ts";
+import {
+  type EntityType,
+  type EventType,
+  type FieldError,
+  KEEPALIVE_MAX_BYTES,
+  MAX_EVENTS_PER_REQUEST,
+  MAX_REQUEST_BYTES,
+  type TrackEvent,
+  USER_SPECIFIC_EVENT_TYPES,
+  validateEvent,
+} from "./contract.ts";
+import { type InteractionHelpers, interactionHelpers, type Metadata } from "./helpers.ts";
+import { randomId } from "./ids.ts";
+import { DurableQueue, type QueuedEvent, type QueueProblem, readQueue } from "./queue.ts";
+import { metricsOf, type Principal, type SessionMetrics, SessionStore } from "./session.ts";
+import {
+  browserStorage,
+  DEBUG_FLAG_KEY,
+  keys,
+  keysWithPrefix,
+  type KeyValueStorage,
+  readItem,
+  removeItem,
+} from "./storage.ts";
+import { type TabCoordinator, tabCoordinator } from "./tabs.ts";
+import { type Delivery, type FunctionsInvoker, invokeTrack, keepaliveTrack } from "./transport.ts";
+
+/** A signed-in user's session, as supabase-js hands it out. */
+export interface AuthSession {
+  access_token: string;
+  /** Epoch seconds. */
+  expires_at?: number;
+  user: { id: string };
+}
+
+/** What the tracker uses of `supabase.auth`. */
+export interface AuthClient {
+  getSession(): Promise<{ data: { session: AuthSession | null } }>;
+  onAuthStateChange(
+    callback: (event: string, session: AuthSession | null) => void,
+  ): { data: { subscription: { unsubscribe(): void } } };
+}
+
+/** What the tracker uses of the app's supabase-js client. */
+export interface SupabaseClientLike {
+  functions: FunctionsInvoker;
+  auth?: AuthClient;
+}
+
+/** Something that went wrong, as `onError` receives it. */
+export type TrackerError =
+  /** The event broke the contract and was not queued. */
+  | {
+    kind: "validation";
+    eventType: string;
+    entityType: string;
+    entityId: string;
+    errors: FieldError[];
+    message: string;
+  }
+  /** The server refused one event of a batch; the others were stored. */
+  | { kind: "rejected"; eventId: string; event?: TrackEvent; errors: FieldError[]; message: string }
+  /**
+   * Events given up on: the queue or the storage was full, the server refused
+   * the whole request (a 4xx other than 429), or their user signed out before
+   * they could be sent.
+   */
+  | {
+    kind: "dropped";
+    reason: "queue_full" | "storage_full" | "refused" | "signed_out";
+    count: number;
+    status?: number;
+    message: string;
+  }
+  /** A delivery failed and will be retried. */
+  | { kind: "network"; status: number | null; retryInMs: number; message: string }
+  /** The queue cannot be stored; events are kept in memory only. */
+  | { kind: "storage"; message: string }
+  /** A bug in the tracker itself, caught before it reached the app. */
+  | { kind: "internal"; message: string };
+
+/** How the tracker behaves; only `supabase` is required. */
+export interface TrackerOptions {
+  /** The app's own supabase-js client: its auth decides who the events belong to. */
+  supabase: SupabaseClientLike;
+  /** The edge function to send to. Default "track". */
+  functionName?: string;
+  /** Send as soon as this many events wait. Default 20. */
+  batchSize?: number;
+  /** Send what waits at least this often, in milliseconds. Default 5000. */
+  flushIntervalMs?: number;
+  /** Events one request carries at most. Default (and at most) 500. */
+  maxEventsPerRequest?: number;
+  /** Events kept while waiting; beyond it the oldest are dropped. Default 1000. */
+  maxQueueSize?: number;
+  /** Idle time that ends a session, in milliseconds. Default 30 minutes. */
+  sessionTimeoutMs?: number;
+  /** The retry curve. Default: 1 s doubling up to 60 s. */
+  backoff?: Partial<BackoffOptions>;
+  /** Told about everything that went wrong. */
+  onError?: (error: TrackerError) => void;
+  /** Where state is kept. Default `localStorage` (memory where it is unusable). */
+  storage?: KeyValueStorage;
+  /** The functions endpoint, for keepalive requests. Default: read from the client. */
+  functionsUrl?: string;
+  /** The project's anon (publishable) key, for keepalive and anonymous requests. Default: read from the client. */
+  apiKey?: string;
+  /** Send with `keepalive` when the page is hidden or closed. Default true. */
+  flushOnHide?: boolean;
+  /** The clock, in epoch milliseconds. */
+  now?: () => number;
+  /** The source of jitter, in [0, 1). */
+  random?: () => number;
+}
+
+/** A running tracker. */
+export interface Tracker {
+  /** One helper per event type. */
+  readonly trackInteraction: InteractionHelpers;
+  /** Records an interaction of any type; answers its event id, or null when not tracked. */
+  track(
+    eventType: EventType,
+    entityType: EntityType,
+    entityId: string,
+    metadata?: Metadata,
+  ): string | null;
+  /** The live metrics of the current session. */
+  getSessionMetrics(): SessionMetrics;
+  /** Ends the current session and answers the id of the new one. */
+  startNewSession(): string;
+  /** The current session's id. */
+  getSessionId(): string;
+  /** The visitor's persistent anonymous id (sent with every event). */
+  getAnonymousId(): string;
+  /** How many events wait to be sent from this tab. */
+  pendingCount(): number;
+  /** Sends what waits now; resolves when the queue is empty or a request failed. */
+  flush(): Promise<void>;
+  /** Stops collecting: clears every queued event and the visitor's ids, remembered across reloads. */
+  optOut(): void;
+  /** Resumes collecting after `optOut()`. */
+  optIn(): void;
+  /** Whether the visitor opted out. */
+  isOptedOut(): boolean;
+  /** Stops timers and listeners; what waits stays queued for the next page. */
+  destroy(): void;
+}
+
+const userSpecific: ReadonlySet<string> = new Set(USER_SPECIFIC_EVENT_TYPES);
+// Room left in the keepalive budget for what the browser counts besides the body.
+const KEEPALIVE_MARGIN_BYTES = 1024;
+// A token this close to expiry is not used for a request.
+const TOKEN_EXPIRY_MARGIN_MS = 10_000;
+
+/** Creates a tracker sending through `options.supabase`. */
+export function createTracker(options: TrackerOptions): Tracker {
+  return new InteractionTracker(options);
+}
+
+/** An event as queued: the client always gives it an id. */
+type OutgoingEvent = TrackEvent & { eventId: string };
+type Entry = QueuedEvent<OutgoingEvent>;
+
+class InteractionTracker implements Tracker {
+  readonly trackInteraction: InteractionHelpers;
+  readonly #tabId = randomId();
+  readonly #supabase: SupabaseClientLike;
+  readonly #functionName: string;
+  readonly #batchSize: number;
+  readonly #maxEventsPerRequest: number;
+  readonly #backoff: BackoffOptions;
+  readonly #onError?: (error: TrackerError) => void;
+  readonly #storage: KeyValueStorage;
+  readonly #keepaliveUrl: string | null;
+  readonly #apiKey: string | null;
+  readonly #clientHeaders: Record<string, string>;
+  readonly #now: () => number;
+  readonly #random: () => number;
+  readonly #queue: DurableQueue<OutgoingEvent>;
+  readonly #sessions: SessionStore;
+  readonly #tabs: TabCoordinator;
+  readonly #inFlight = new Set<string>();
+  readonly #cleanups: Array<() => void> = [];
+
+  // Who the next event belongs to: null when anonymous. Until supabase-js
+  // answers, the user of the stored session is the best guess.
+  #userId: string | null;
+  #authKnown = false;
+  #authAvailable = false;
+  #tokens = new Map<string, { token: string; expiresAt: number | null }>();
+  #memoryAnonymousId: string | null = null;
+  #memoryOptedOut = false;
+  #ownsQueue = false;
+  #running: Promise<void> | null = null;
+  #runAgain = false;
+  #attempt = 0;
+  #retryAt = 0;
+  #retryTimer: ReturnType<typeof setTimeout> | undefined;
+  #soonTimer: ReturnType<typeof setTimeout> | undefined;
+  #keepaliveBytes = 0;
+  #destroyed = false;
+
+  constructor(options: TrackerOptions) {
+    this.#supabase = options.supabase;
+    this.#functionName = options.functionName ?? "track";
+    this.#batchSize = Math.max(1, options.batchSize ?? 20);
+    this.#maxEventsPerRequest = Math.min(
+      MAX_EVENTS_PER_REQUEST,
+      Math.max(1, options.maxEventsPerRequest ?? MAX_EVENTS_PER_REQUEST),
+    );
+    this.#backoff = { ...defaultBackoff, ...options.backoff };
+    this.#onError = options.onError;
+    this.#storage = options.storage ?? browserStorage();
+    this.#now = options.now ?? Date.now;
+    this.#random = options.random ?? Math.random;
+
+    // supabase-js keeps these on the client; an app may also pass them.
+    const client = options.supabase as unknown as {
+      supabaseKey?: unknown;
+      functionsUrl?: { href?: unknown };
+      headers?: unknown;
+    };
+    this.#apiKey = options.apiKey ??
+      (typeof client.supabaseKey === "string" ? client.supabaseKey : null);
+    const functionsUrl = options.functionsUrl ??
+      (typeof client.functionsUrl?.href === "string" ? client.functionsUrl.href : null);
+    this.#keepaliveUrl = functionsUrl === null || this.#apiKey === null
+      ? null
+      : `${functionsUrl.replace(/\/+$/, "")}/${this.#functionName}`;
+    this.#clientHeaders = stringHeaders(client.headers);
+
+    this.#queue = new DurableQueue<OutgoingEvent>({
+      storage: this.#storage,
+      key: keys.queuePrefix + this.#tabId,
+      maxSize: options.maxQueueSize ?? 1000,
+      onProblem: (problem) => this.#reportQueueProblem(problem),
+      attached: false,
+    });
+    this.#sessions = new SessionStore({
+      storage: this.#storage,
+      timeoutMs: options.sessionTimeoutMs,
+      now: this.#now,
+    });
+    this.#userId = this.#sessions.stored()?.userId ?? null;
+    this.#tabs = tabCoordinator(this.#tabId, this.#storage);
+    this.trackInteraction = interactionHelpers((eventType, entityType, entityId, metadata) =>
+      this.track(eventType, entityType, entityId, metadata)
+    );
+
+    this.#watchAuth();
+    this.#watchPage(options.flushOnHide ?? true);
+    const interval = setInterval(() => this.#run(false), options.flushIntervalMs ?? 5000);
+    this.#cleanups.push(() => clearInterval(interval));
+    this.#tabs.claim(this.#tabId).then(() => {
+      if (this.#destroyed) {
+        this.#tabs.release(this.#tabId);
+        return;
+      }
+      this.#ownsQueue = true;
+      this.#queue.attach();
+      this.#run(false);
+    }, (error) => this.#report({ kind: "internal", message: `cannot own the queue: ${error}` }));
+    this.#debug("tracker started", { tab: this.#tabId });
+  }
+
+  track(
+    eventType: EventType,
+    entityType: EntityType,
+    entityId: string,
+    metadata?: Metadata,
+  ): string | null {
+    try {
+      return this.#track(eventType, entityType, entityId, metadata);
+    } catch (error) {
+      this.#report({ kind: "internal", message: `tracking failed: ${describe(error)}` });
+      return null;
+    }
+  }
+
+  getSessionMetrics(): SessionMetrics {
+    try {
+      return metricsOf(this.#sessions.current(this.#principal()));
+    } catch (error) {
+      this.#report({ kind: "internal", message: `metrics failed: ${describe(error)}` });
+      return {
+        duration: 0,
+        interactionCount: 0,
+        engagementScore: 0,
+        pageViews: 0,
+        bounceRate: 100,
+      };
+    }
+  }
+
+  startNewSession(): string {
+    const session = this.#sessions.start(this.#principal());
+    this.#debug("new session", session.id);
+    return session.id;
+  }
+
+  getSessionId(): string {
+    return this.#sessions.current(this.#principal()).id;
+  }
+
+  getAnonymousId(): string {
+    const stored = readItem(this.#storage, keys.anonymousId);
+    if (stored !== null && stored.length > 0 && stored.length <= 64) return stored;
+    const id = this.#memoryAnonymousId ?? randomId();
+    try {
+      this.#storage.setItem(keys.anonymousId, id);
+      this.#memoryAnonymousId = null;
+    } catch {
+      this.#memoryAnonymousId = id;
+    }
+    return id;
+  }
+
+  pendingCount(): number {
+    return this.#queue.size;
+  }
+
+  async flush(): Promise<void> {
+    try {
+      await this.#run(true);
+    } catch (error) {
+      this.#report({ kind: "internal", message: `flush failed: ${describe(error)}` });
+    }
+  }
+
+  optOut(): void {
+    this.#memoryOptedOut = true;
+    try {
+      this.#storage.setItem(keys.optedOut, "true");
+    } catch {
+      // Remembered for this page only.
+    }
+    this.#forgetEverything();
+    this.#debug("opted out: queue cleared, nothing more is collected");
+  }
+
+  optIn(): void {
+    this.#memoryOptedOut = false;
+    removeItem(this.#storage, keys.optedOut);
+    this.#debug("opted in");
+  }
+
+  isOptedOut(): boolean {
+    return this.#memoryOptedOut || readItem(this.#storage, keys.optedOut) === "true";
+  }
+
+  destroy(): void {
+    if (this.#destroyed) return;
+    this.#destroyed = true;
+    this.#queue.save();
+    clearTimeout(this.#retryTimer);
+    clearTimeout(this.#soonTimer);
+    for (const cleanup of this.#cleanups.splice(0)) cleanup();
+    this.#tabs.release(this.#tabId);
+  }
+
+  // --- tracking ---------------------------------------------------------------
+
+  #track(
+    eventType: EventType,
+    entityType: EntityType,
+    entityId: string,
+    metadata?: Metadata,
+  ): string | null {
+    if (this.#destroyed || this.isOptedOut()) {
+      const why = this.#destroyed ? "the tracker was stopped" : "the visitor opted out";
+      this.#debug(`not tracked: ${why}`, { eventType, entityType, entityId });
+      return null;
+    }
+    const invalid = (errors: FieldError[]) => {
+      this.#report({
+        kind: "validation",
+        eventType: String(eventType),
+        entityType: String(entityType),
+        entityId: String(entityId),
+        errors,
+        message: `invalid ${String(eventType)} event: ${
+          errors.map((e) => `${e.path || "event"} ${e.message}`).join("; ")
+        }`,
+      });
+      return null;
+    };
+    let details: unknown;
+    try {
+      // A copy taken now, as JSON: later changes by the app do not leak in.
+      details = metadata === undefined ? undefined : JSON.parse(JSON.stringify(metadata));
+    } catch (error) {
+      return invalid([{ path: "metadata", message: `is not JSON: ${describe(error)}` }]);
+    }
+    if (this.#authKnown && this.#userId === null && userSpecific.has(eventType)) {
+      return invalid([{ path: "eventType", message: "needs a signed-in user" }]);
+    }
+    const principal = this.#principal();
+    const session = this.#sessions.current(principal);
+    const result = validateEvent({
+      eventId: randomId(),
+      sessionId: session.id,
+      anonymousId: principal.anonymousId,
+      eventType,
+      entityType,
+      entityId,
+      metadata: details,
+      timestamp: new Date(this.#now()).toISOString(),
+    });
+    if (!result.ok) return invalid(result.errors);
+    const event = result.event as OutgoingEvent;
+    this.#sessions.record(eventType, principal);
+    this.#queue.push({ event, userId: principal.userId });
+    this.#debug(`tracked ${eventType} ${entityType} ${entityId}`, event);
+    if (this.#unsentCount() >= this.#batchSize) this.#sendSoon();
+    return event.eventId;
+  }
+
+  #unsentCount(): number {
+    return this.#queue.size - this.#inFlight.size;
+  }
+
+  // Soon, not now: the rest of a burst tracked in the same task joins the batch.
+  #sendSoon(): void {
+    if (this.#soonTimer !== undefined || this.#now() < this.#retryAt) return;
+    this.#soonTimer = setTimeout(() => {
+      this.#soonTimer = undefined;
+      this.#run(false);
+    }, 0);
+  }
+
+  // --- delivery ---------------------------------------------------------------
+
+  // One delivery loop at a time; a request for another run while one goes on
+  // makes it go round once more.
+  #run(force: boolean): Promise<void> {
+    if (this.#destroyed) return Promise.resolve();
+    if (this.#running !== null) {
+      this.#runAgain = true;
+      return this.#running;
+    }
+    this.#running = (async () => {
+      try {
+        do {
+          this.#runAgain = false;
+          await this.#deliver(force);
+        } while (this.#runAgain && !this.#destroyed && this.#now() >= this.#retryAt);
+      } catch (error) {
+        this.#report({ kind: "internal", message: `delivery failed: ${describe(error)}` });
+      } finally {
+        this.#running = null;
+      }
+    })();
+    return this.#running;
+  }
+
+  async #deliver(force: boolean): Promise<void> {
+    if (this.isOptedOut()) {
+      this.#forgetEverything();
+      return;
+    }
+    if (!force && this.#now() < this.#retryAt) return;
+    if (this.#ownsQueue) await this.#adoptAbandonedQueues();
+    if (this.#unsentCount() <= 0) return;
+    await this.#refreshAuth();
+    for (;;) {
+      if (this.#destroyed || this.isOptedOut()) return;
+      const batch = selectBatch(this.#queue.entries(), {
+        maxEvents: this.#maxEventsPerRequest,
+        maxBytes: MAX_REQUEST_BYTES,
+        exclude: this.#inFlight,
+        allowOversized: true,
+      });
+      if (batch.length === 0) return;
+      const headers = this.#authHeaders(batch[0].userId);
+      if (headers === null) {
+        this.#dropSignedOut(batch);
+        continue;
+      }
+      const body = encodeBatch(batch.map((entry) => entry.event), new Date(this.#now()));
+      this.#debug(`sending ${batch.length} events`);
+      for (const entry of batch) this.#inFlight.add(entry.event.eventId);
+      let delivery: Delivery;
+      try {
+        delivery = await invokeTrack(
+          this.#supabase.functions,
+          this.#functionName,
+          body,
+          headers,
+          this.#now,
+        );
+      } finally {
+        for (const entry of batch) this.#inFlight.delete(entry.event.eventId);
+      }
+      if (!this.#settle(delivery, batch)) return;
+    }
+  }
+
+  // Applies the outcome of a request to the queue; answers whether to go on sending.
+  #settle(delivery: Delivery, batch: Entry[]): boolean {
+    const ids = batch.map((entry) => entry.event.eventId);
+    if (delivery.kind === "retry") {
+      const delay = retryDelay(this.#attempt, delivery.retryAfterMs, this.#backoff, this.#random);
+      this.#attempt += 1;
+      this.#retryAt = this.#now() + delay;
+      clearTimeout(this.#retryTimer);
+      this.#retryTimer = setTimeout(() => this.#run(false), delay);
+      this.#report({
+        kind: "network",
+        status: delivery.status,
+        retryInMs: delay,
+        message: `${delivery.message}; ${batch.length} events kept, retry in ${delay} ms`,
+      });
+      return false;
+    }
+    this.#attempt = 0;
+    this.#retryAt = 0;
+    this.#queue.remove(ids);
+    if (delivery.kind === "refused") {
+      this.#report({
+        kind: "dropped",
+        reason: "refused",
+        count: batch.length,
+        status: delivery.status,
+        message: `${delivery.message}; ${batch.length} events dropped`,
+      });
+      return true;
+    }
+    const { accepted, duplicates, rejected } = delivery.result;
+    this.#debug(
+      `sent: ${accepted} accepted, ${duplicates} duplicates, ${rejected.length} rejected`,
+    );
+    for (const refusal of rejected) {
+      const event = batch[refusal.index]?.event;
+      this.#report({
+        kind: "rejected",
+        eventId: refusal.eventId ?? event?.eventId ?? "",
+        event,
+        errors: refusal.errors,
+        message: `the server rejected ${event?.eventType ?? "an"} event ${refusal.eventId ?? ""}: ${
+          refusal.errors.map((e) => `${e.path || "event"} ${e.message}`).join("; ")
+        }`,
+      });
+    }
+    return true;
+  }
+
+  #dropSignedOut(batch: Entry[]): void {
+    this.#queue.remove(batch.map((entry) => entry.event.eventId));
+    this.#report({
+      kind: "dropped",
+      reason: "signed_out",
+      count: batch.length,
+      message: `${batch.length} events of a user who is no longer signed in were dropped`,
+    });
+  }
+
+  // What the page still holds goes out in keepalive requests, which outlive it.
+  #sendOnHide(): void {
+    // Without access to the tokens, a keepalive request could go out as the
+    // wrong user: the queue waits for the next page instead.
+    if (
+      this.#keepaliveUrl === null || !this.#authAvailable || this.#destroyed || this.isOptedOut()
+    ) return;
+    this.#queue.save();
+    const skip = new Set(this.#inFlight);
+    for (;;) {
+      const budget = KEEPALIVE_MAX_BYTES - KEEPALIVE_MARGIN_BYTES - this.#keepaliveBytes;
+      const batch = selectBatch(this.#queue.entries(), {
+        maxEvents: this.#maxEventsPerRequest,
+        maxBytes: budget,
+        exclude: skip,
+      });
+      if (batch.length === 0) return;
+      for (const entry of batch) skip.add(entry.event.eventId);
+      const auth = this.#authHeaders(batch[0].userId);
+      if (auth === null) continue;
+      const body = encodeBatch(batch.map((entry) => entry.event), new Date(this.#now()));
+      const bytes = new TextEncoder().encode(body).length;
+      const ids = batch.map((entry) => entry.event.eventId);
+      for (const id of ids) this.#inFlight.add(id);
+      this.#keepaliveBytes += bytes;
+      this.#debug(`page hidden: sending ${batch.length} events with keepalive (${bytes} bytes)`);
+      keepaliveTrack(
+        this.#keepaliveUrl,
+        body,
+        { ...this.#clientHeaders, apikey: this.#apiKey!, ...auth },
+        this.#now,
+      ).then((delivery) => {
+        this.#keepaliveBytes -= bytes;
+        for (const id of ids) this.#inFlight.delete(id);
+        this.#settle(delivery, batch);
+      }).catch((error) =>
+        this.#report({ kind: "internal", message: `keepalive failed: ${describe(error)}` })
+      );
+    }
+  }
+
+  // Queues of tabs that are gone join this tab's queue, one owner at a time.
+  async #adoptAbandonedQueues(): Promise<void> {
+    const own = keys.queuePrefix + this.#tabId;
+    for (const key of keysWithPrefix(this.#storage, keys.queuePrefix)) {
+      if (key === own) continue;
+      const tabId = key.slice(keys.queuePrefix.length);
+      await this.#tabs.adopt(tabId, () => {
+        const entries = readQueue<OutgoingEvent>(this.#storage, key);
+        const added = this.#queue.merge(entries);
+        removeItem(this.#storage, key);
+        if (added > 0) this.#debug(`adopted ${added} events left by another page`);
+      });
+    }
+  }
+
+  #forgetEverything(): void {
+    this.#queue.clear();
+    for (const key of keysWithPrefix(this.#storage, keys.queuePrefix)) {
+      removeItem(this.#storage, key);
+    }
+    this.#sessions.clear();
+    removeItem(this.#storage, keys.anonymousId);
+    this.#memoryAnonymousId = null;
+    clearTimeout(this.#retryTimer);
+  }
+
+  // --- who sends --------------------------------------------------------------
+
+  #principal(): Principal {
+    return { userId: this.#userId, anonymousId: this.getAnonymousId() };
+  }
+
+  #watchAuth(): void {
+    let auth: AuthClient | undefined;
+    try {
+      // With the `accessToken` option, supabase-js throws on any use of `auth`.
+      auth = this.#supabase.auth;
+      if (typeof auth?.onAuthStateChange !== "function") auth = undefined;
+      const { data } = auth?.onAuthStateChange((_event, session) => this.#useSession(session)) ??
+        { data: undefined };
+      if (data) this.#cleanups.push(() => data.subscription.unsubscribe());
+    } catch {
+      auth = undefined;
+    }
+    this.#authAvailable = auth !== undefined;
+    void this.#refreshAuth();
+  }
+
+  async #refreshAuth(): Promise<void> {
+    if (!this.#authAvailable) return;
+    try {
+      const { data } = await this.#supabase.auth!.getSession();
+      this.#useSession(data.session);
+    } catch {
+      // The cached token, if any, will do.
+    }
+  }
+
+  #useSession(session: AuthSession | null): void {
+    const userId = session?.user?.id ?? null;
+    if (session && userId !== null && typeof session.access_token === "string") {
+      this.#tokens.set(userId, {
+        token: session.access_token,
+        expiresAt: typeof session.expires_at === "number" ? session.expires_at * 1000 : null,
+      });
+    }
+    if (userId !== this.#userId) this.#debug(`signed-in user is now ${userId ?? "nobody"}`);
+    this.#userId = userId;
+    this.#authKnown = true;
+  }
+
+  // Headers that make the server see `userId` (null: anonymous) as the
+  // sender, or null when no valid token of that user is at hand.
+  #authHeaders(userId: string | null): Record<string, string> | null {
+    // Without access to supabase.auth, supabase-js chooses the token itself.
+    if (!this.#authAvailable) return {};
+    if (userId === null) {
+      // A legacy anon key is a JWT and goes as the bearer; a publishable key
+      // goes only as `apikey`, which supabase-js adds.
+      return this.#apiKey !== null && isJwt(this.#apiKey)
+        ? { Authorization: `Bearer ${this.#apiKey}` }
+        : {};
+    }
+    const token = this.#tokens.get(userId);
+    if (
+      token === undefined ||
+      (token.expiresAt !== null && token.expiresAt - TOKEN_EXPIRY_MARGIN_MS <= this.#now())
+    ) return null;
+    return { Authorization: `Bearer ${token.token}` };
+  }
+
+  // --- the page ---------------------------------------------------------------
+
+  #watchPage(flushOnHide: boolean): void {
+    if (typeof document === "undefined" || typeof addEventListener !== "function") return;
+    const listen = (target: EventTarget, type: string, listener: (event: Event) => void) => {
+      target.addEventListener(type, listener);
+      this.#cleanups.push(() => target.removeEventListener(type, listener));
+    };
+    const guarded = (work: (event: Event) => void) => (event: Event) => {
+      try {
+        work(event);
+      } catch (error) {
+        this.#report({ kind: "internal", message: `${event.type} failed: ${describe(error)}` });
+      }
+    };
+    listen(
+      document,
+      "visibilitychange",
+      guarded(() => {
+        if (document.visibilityState === "hidden" && flushOnHide) this.#sendOnHide();
+      }),
+    );
+    listen(
+      globalThis,
+      "pagehide",
+      guarded((event) => {
+        if (flushOnHide) this.#sendOnHide();
+        this.#queue.save();
+        // The page is going for good: let the next page adopt the queue at once.
+        if (!(event as PageTransitionEvent).persisted) this.#tabs.release(this.#tabId);
+      }),
+    );
+    listen(
+      globalThis,
+      "pageshow",
+      guarded((event) => {
+        if ((event as PageTransitionEvent).persisted) this.#tabs.claim(this.#tabId);
+      }),
+    );
+    listen(
+      globalThis,
+      "online",
+      guarded(() => {
+        this.#attempt = 0;
+        this.#retryAt = 0;
+        this.#run(false);
+      }),
+    );
+    listen(
+      globalThis,
+      "storage",
+      guarded((event) => {
+        const { key, newValue } = event as StorageEvent;
+        if (key === keys.optedOut && newValue === "true") this.#forgetEverything();
+      }),
+    );
+  }
+
+  // --- reporting --------------------------------------------------------------
+
+  #reportQueueProblem(problem: QueueProblem): void {
+    if (problem.kind === "storage") {
+      this.#report({ kind: "storage", message: problem.message });
+      return;
+    }
+    this.#report({
+      kind: "dropped",
+      reason: problem.reason,
+      count: problem.count,
+      message: problem.reason === "queue_full"
+        ? `the queue is full: ${problem.count} oldest events dropped`
+        : `the storage is full: ${problem.count} oldest events dropped`,
+    });
+  }
+
+  #report(error: TrackerError): void {
+    this.#debug(error.message, error);
+    try {
+      this.#onError?.(error);
+    } catch {
+      // The app's own handler failing is not the app's tracking problem.
+    }
+  }
+
+  #debug(message: string, ...details: unknown[]): void {
+    if (readItem(this.#storage, DEBUG_FLAG_KEY) !== "true") return;
+    console.log(`[interactions] ${message}`, ...details);
+  }
+}
+
+function isJwt(key: string): boolean {
+  return /^[\w-]+\.[\w-]+\.[\w-]+$/.test(key);
+}
+
+function stringHeaders(value: unknown): Record<string, string> {
+  const headers: Record<string, string> = {};
+  if (typeof value !== "object" || value === null) return headers;
+  for (const [name, header] of Object.entries(value)) {
+    if (typeof header === "string") headers[name] = header;
+  }
+  return headers;
+}
+
+function describe(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}

@@ -1,0 +1,585 @@
+import assert from "node:assert/strict";
+import { EVENT_TYPES } from "./contract.ts";
+import { MemoryStorage } from "./storage.ts";
+import {
+  type AuthSession,
+  createTracker,
+  type Tracker,
+  type TrackerError,
+  type TrackerOptions,
+} from "./tracker.ts";
+
+const ANON_KEY = "header.payload.signature";
+const HOUR = 3_600_000;
+
+interface Call {
+  body: { events: Array<Record<string, unknown>>; sentAt: string };
+  headers: Record<string, string>;
+}
+
+type Reply = (call: Call) => { data: unknown; error: unknown; response?: Response };
+
+const accepted: Reply = (call) => ({
+  data: { accepted: call.body.events.length, duplicates: 0, rejected: [] },
+  error: null,
+  response: new Response(null, { status: 200 }),
+});
+
+function failing(status: number, headers: Record<string, string> = {}, body = {}): Reply {
+  return () => {
+    const response = new Response(JSON.stringify(body), { status, headers });
+    return { data: null, error: Object.assign(new Error("http"), { context: response }), response };
+  };
+}
+
+const offline: Reply = () => ({
+  data: null,
+  error: Object.assign(new Error("fetch"), { context: new TypeError("Failed to fetch") }),
+});
+
+/** A stand-in for the app's supabase-js client: scripted replies, recorded calls. */
+function fakeSupabase(session: AuthSession | null = null) {
+  const calls: Call[] = [];
+  const replies: Reply[] = [];
+  let listener: ((event: string, session: AuthSession | null) => void) | undefined;
+  const auth = {
+    session,
+    getSession: () => Promise.resolve({ data: { session: auth.session } }),
+    onAuthStateChange(callback: (event: string, session: AuthSession | null) => void) {
+      listener = callback;
+      queueMicrotask(() => callback("INITIAL_SESSION", auth.session));
+      return { data: { subscription: { unsubscribe: () => (listener = undefined) } } };
+    },
+    signIn(next: AuthSession | null) {
+      auth.session = next;
+      listener?.(next ? "SIGNED_IN" : "SIGNED_OUT", next);
+    },
+  };
+  const supabase = {
+    supabaseKey: ANON_KEY,
+    functionsUrl: new URL("http://127.0.0.1:9/functions/v1"),
+    auth,
+    functions: {
+      invoke(name: string, options: { body?: string; headers?: Record<string, string> }) {
+        assert.equal(name, "track");
+        const call = { body: JSON.parse(options.body!), headers: options.headers ?? {} };
+        calls.push(call);
+        return Promise.resolve((replies.shift() ?? accepted)(call));
+      },
+    },
+  };
+  return { supabase, calls, replies, auth };
+}
+
+function clock(start = Date.parse("2025-06-01T10:00:00Z")) {
+  const state = { now: start };
+  return { now: () => state.now, advance: (ms: number) => void (state.now += ms) };
+}
+
+const tick = (ms = 0) => new Promise((done) => setTimeout(done, ms));
+
+/** Runs `body` with a tracker, destroying it afterwards. */
+async function withTracker(
+  options: Partial<TrackerOptions> & { supabase: TrackerOptions["supabase"] },
+  body: (tracker: Tracker, errors: TrackerError[]) => Promise<void> | void,
+): Promise<void> {
+  const errors: TrackerError[] = [];
+  const tracker = createTracker({
+    storage: new MemoryStorage(),
+    flushIntervalMs: HOUR,
+    onError: (error) => errors.push(error),
+    ...options,
+  });
+  try {
+    await tick(); // supabase-js answers who is signed in
+    await body(tracker, errors);
+  } finally {
+    tracker.destroy();
+  }
+}
+
+const sentIds = (calls: Call[]) => calls.flatMap((c) => c.body.events.map((e) => e.eventId));
+
+Deno.test("tracker: an event is queued with its ids and time, and sent on flush", async () => {
+  const time = clock();
+  const { supabase, calls } = fakeSupabase();
+  await withTracker({ supabase, now: time.now }, async (tracker, errors) => {
+    const eventId = tracker.trackInteraction.view("event", "event-123", {
+      artist_name: "Taylor Swift",
+    });
+    assert.match(eventId!, /^[0-9a-f-]{36}$/);
+    assert.equal(tracker.pendingCount(), 1);
+    time.advance(1500);
+    await tracker.flush();
+    assert.equal(tracker.pendingCount(), 0);
+    assert.deepEqual(calls.map((c) => c.body), [{
+      events: [{
+        eventId,
+        sessionId: tracker.getSessionId(),
+        anonymousId: tracker.getAnonymousId(),
+        eventType: "view",
+        entityType: "event",
+        entityId: "event-123",
+        metadata: { artist_name: "Taylor Swift" },
+        timestamp: "2025-06-01T10:00:00.000Z",
+      }],
+      sentAt: "2025-06-01T10:00:01.500Z",
+    }]);
+    assert.deepEqual(calls[0].headers, {
+      Authorization: `Bearer ${ANON_KEY}`,
+      "Content-Type": "application/json",
+    });
+    assert.deepEqual(errors, []);
+  });
+});
+
+Deno.test("tracker: each helper records its event type and its own value in metadata", async () => {
+  const { supabase, calls } = fakeSupabase({
+    access_token: "user-token",
+    user: { id: "user-1" },
+  });
+  await withTracker({ supabase }, async (tracker, errors) => {
+    const t = tracker.trackInteraction;
+    t.view("event", "e1");
+    t.click("event", "e1");
+    t.like("artist", "a1", true, { artist_name: "The Weeknd" });
+    t.share("event", "e1");
+    t.interest("event", "e1", false);
+    t.search("Taylor Swift concerts", "event", "search-results", { results_count: 15 });
+    t.review("review", "r1", 5);
+    t.comment("event", "e1");
+    t.navigate("view", "/events");
+    t.formSubmit("form", "signup", true);
+    t.profileUpdate("profile", "me");
+    t.swipe("event", "e2", "left");
+    t.follow("artist", "a1", { artist_name: "The Weeknd" });
+    t.unfollow("artist", "a1", { artist_name: "The Weeknd" });
+    t.attendance("event", "e1");
+    t.ticketClick("ticket_link", "t1", { price: 50 });
+    t.streamingTop("song", "s1");
+    t.streamingRecent("song", "s2");
+    await tracker.flush();
+    assert.deepEqual(errors, []);
+    assert.deepEqual(
+      calls[0].body.events.map((e) => [e.eventType, e.entityType, e.entityId, e.metadata]),
+      [
+        ["view", "event", "e1", undefined],
+        ["click", "event", "e1", undefined],
+        ["like", "artist", "a1", { artist_name: "The Weeknd", liked: true }],
+        ["share", "event", "e1", undefined],
+        ["interest", "event", "e1", { interested: false }],
+        ["search", "event", "search-results", {
+          results_count: 15,
+          query: "Taylor Swift concerts",
+        }],
+        ["review", "review", "r1", { rating: 5 }],
+        ["comment", "event", "e1", undefined],
+        ["navigate", "view", "/events", undefined],
+        ["form_submit", "form", "signup", { success: true }],
+        ["profile_update", "profile", "me", undefined],
+        ["swipe", "event", "e2", { direction: "left" }],
+        ["follow", "artist", "a1", { artist_name: "The Weeknd" }],
+        ["unfollow", "artist", "a1", { artist_name: "The Weeknd" }],
+        ["attendance", "event", "e1", { attended: true }],
+        ["ticket_click", "ticket_link", "t1", { price: 50 }],
+        ["streaming_top", "song", "s1", undefined],
+        ["streaming_recent", "song", "s2", undefined],
+      ],
+    );
+  });
+});
+
+Deno.test("tracker: invalid events are reported through onError and never sent", async () => {
+  const { supabase, calls } = fakeSupabase({ access_token: "t", user: { id: "u" } });
+  await withTracker({ supabase }, async (tracker, errors) => {
+    assert.equal(tracker.trackInteraction.review("review", "review-123", "five" as never), null);
+    assert.equal(tracker.track("invalid_type" as never, "event", "event-123"), null);
+    assert.equal(tracker.trackInteraction.view("event", ""), null);
+    assert.equal(tracker.trackInteraction.view("artist", "a1", {}), null);
+    assert.equal(tracker.pendingCount(), 0);
+    await tracker.flush();
+    assert.equal(calls.length, 0);
+    assert.deepEqual(errors.map((e) => e.kind), [
+      "validation",
+      "validation",
+      "validation",
+      "validation",
+    ]);
+    assert.deepEqual(errors.map((e) => (e as { errors: unknown }).errors), [
+      [{ path: "metadata.rating", message: "Invalid input: expected number, received string" }],
+      [{
+        path: "eventType",
+        message: `Invalid option: expected one of ${EVENT_TYPES.map((t) => `"${t}"`).join("|")}`,
+      }],
+      [{ path: "entityId", message: "Too small: expected string to have >=1 characters" }],
+      [{ path: "metadata.artist_name", message: "Required" }],
+    ]);
+    assert.match(errors[0].message, /^invalid review event: metadata.rating Invalid input/);
+  });
+});
+
+Deno.test("tracker: metadata that is not JSON is an invalid event, not an exception", async () => {
+  const { supabase } = fakeSupabase();
+  await withTracker({ supabase }, (tracker, errors) => {
+    const cyclic: Record<string, unknown> = {};
+    cyclic.self = cyclic;
+    assert.equal(tracker.trackInteraction.view("event", "e1", cyclic), null);
+    assert.equal(errors.length, 1);
+    assert.equal(errors[0].kind, "validation");
+    assert.equal((errors[0] as { errors: Array<{ path: string }> }).errors[0].path, "metadata");
+  });
+});
+
+Deno.test("tracker: a signed-out visitor cannot send user-specific events", async () => {
+  const { supabase, calls } = fakeSupabase(null);
+  await withTracker({ supabase }, async (tracker, errors) => {
+    assert.equal(tracker.trackInteraction.like("artist", "a1", true, { artist_name: "X" }), null);
+    assert.notEqual(tracker.trackInteraction.view("artist", "a1", { artist_name: "X" }), null);
+    await tracker.flush();
+    assert.equal(calls[0].body.events.length, 1);
+    assert.deepEqual(errors.map((e) => [e.kind, (e as { errors: unknown }).errors]), [
+      ["validation", [{ path: "eventType", message: "needs a signed-in user" }]],
+    ]);
+  });
+});
+
+Deno.test("tracker: events go with the token of the user they were tracked for", async () => {
+  const alice = { access_token: "alice-token", user: { id: "alice" } };
+  const { supabase, calls, auth } = fakeSupabase(alice);
+  await withTracker({ supabase }, async (tracker) => {
+    tracker.trackInteraction.view("event", "e1");
+    const aliceSession = tracker.getSessionId();
+    auth.signIn(null);
+    tracker.trackInteraction.view("event", "e2");
+    const anonymousSession = tracker.getSessionId();
+    // Alice signed out, but her token is still valid: her event still goes as hers.
+    auth.session = alice;
+    await tracker.flush();
+    assert.notEqual(aliceSession, anonymousSession);
+    assert.deepEqual(
+      calls.map((c) => [c.headers.Authorization, c.body.events.map((e) => e.sessionId)]),
+      [
+        ["Bearer alice-token", [aliceSession]],
+        [`Bearer ${ANON_KEY}`, [anonymousSession]],
+      ],
+    );
+  });
+});
+
+Deno.test("tracker: events of a user whose token expired are dropped and reported", async () => {
+  const time = clock();
+  const bob = {
+    access_token: "bob-token",
+    expires_at: time.now() / 1000 + 60,
+    user: { id: "bob" },
+  };
+  const { supabase, calls, auth } = fakeSupabase(bob);
+  await withTracker({ supabase, now: time.now }, async (tracker, errors) => {
+    tracker.trackInteraction.view("event", "e1");
+    auth.signIn(null);
+    time.advance(60_000);
+    await tracker.flush();
+    assert.equal(calls.length, 0);
+    assert.equal(tracker.pendingCount(), 0);
+    assert.deepEqual(errors.map((e) => [e.kind, (e as { reason?: string }).reason]), [
+      ["dropped", "signed_out"],
+    ]);
+  });
+});
+
+Deno.test("tracker: sends as soon as batchSize events wait", async () => {
+  const { supabase, calls } = fakeSupabase();
+  await withTracker({ supabase, batchSize: 3 }, async (tracker) => {
+    tracker.trackInteraction.view("event", "e1");
+    tracker.trackInteraction.view("event", "e2");
+    await tick(20);
+    assert.equal(calls.length, 0);
+    tracker.trackInteraction.view("event", "e3");
+    await tick(20);
+    assert.equal(calls.length, 1);
+    assert.deepEqual(calls[0].body.events.map((e) => e.entityId), ["e1", "e2", "e3"]);
+    assert.equal(tracker.pendingCount(), 0);
+  });
+});
+
+Deno.test("tracker: sends what waits every flushIntervalMs", async () => {
+  const { supabase, calls } = fakeSupabase();
+  await withTracker({ supabase, flushIntervalMs: 40 }, async (tracker) => {
+    tracker.trackInteraction.view("event", "e1");
+    assert.equal(calls.length, 0);
+    await tick(120);
+    assert.equal(calls.length, 1);
+    assert.equal(tracker.pendingCount(), 0);
+  });
+});
+
+Deno.test("tracker: a request carries at most maxEventsPerRequest events", async () => {
+  const { supabase, calls } = fakeSupabase();
+  await withTracker({ supabase, batchSize: 1000, maxEventsPerRequest: 4 }, async (tracker) => {
+    for (let i = 0; i < 10; i++) tracker.trackInteraction.view("event", `e${i}`);
+    await tracker.flush();
+    assert.deepEqual(calls.map((c) => c.body.events.length), [4, 4, 2]);
+  });
+});
+
+Deno.test("tracker: per-event rejections are reported and the batch leaves the queue", async () => {
+  const { supabase, calls, replies } = fakeSupabase();
+  replies.push((call) => ({
+    data: {
+      accepted: 1,
+      duplicates: 0,
+      rejected: [{
+        index: 1,
+        eventId: call.body.events[1].eventId,
+        errors: [{ path: "sessionId", message: "belongs to another user" }],
+      }],
+    },
+    error: null,
+  }));
+  await withTracker({ supabase }, async (tracker, errors) => {
+    tracker.trackInteraction.view("event", "e1");
+    const second = tracker.trackInteraction.click("event", "e2");
+    await tracker.flush();
+    assert.equal(calls.length, 1);
+    assert.equal(tracker.pendingCount(), 0);
+    assert.equal(errors.length, 1);
+    const [error] = errors as Array<Extract<TrackerError, { kind: "rejected" }>>;
+    assert.equal(error.kind, "rejected");
+    assert.equal(error.eventId, second);
+    assert.equal(error.event?.entityId, "e2");
+    assert.deepEqual(error.errors, [{ path: "sessionId", message: "belongs to another user" }]);
+  });
+});
+
+Deno.test("tracker: a 4xx drops the batch, reports it, and is never retried", async () => {
+  const { supabase, calls, replies } = fakeSupabase();
+  replies.push(failing(401, {}, { error: { code: "unauthorized", message: "JWT expired" } }));
+  await withTracker({ supabase, backoff: { baseMs: 5, maxMs: 10 } }, async (tracker, errors) => {
+    tracker.trackInteraction.view("event", "e1");
+    tracker.trackInteraction.view("event", "e2");
+    await tracker.flush();
+    await tick(50);
+    await tracker.flush();
+    assert.equal(calls.length, 1);
+    assert.equal(tracker.pendingCount(), 0);
+    assert.deepEqual(errors, [{
+      kind: "dropped",
+      reason: "refused",
+      count: 2,
+      status: 401,
+      message: "the server answered 401: JWT expired; 2 events dropped",
+    }]);
+  });
+});
+
+Deno.test("tracker: 503 keeps the events and retries them, same ids, after Retry-After", async () => {
+  const { supabase, calls, replies } = fakeSupabase();
+  replies.push(failing(503, { "Retry-After": "0" }), failing(503, { "Retry-After": "0" }));
+  await withTracker(
+    { supabase, backoff: { baseMs: 20, maxMs: 40 }, random: () => 0 },
+    async (tracker, errors) => {
+      const id = tracker.trackInteraction.view("event", "e1");
+      await tracker.flush();
+      assert.equal(tracker.pendingCount(), 1);
+      await tick(150);
+      assert.equal(calls.length, 3);
+      assert.equal(tracker.pendingCount(), 0);
+      assert.deepEqual(sentIds(calls), [id, id, id]);
+      assert.deepEqual(errors.map((e) => [e.kind, (e as { retryInMs?: number }).retryInMs]), [
+        ["network", 10],
+        ["network", 20],
+      ]);
+    },
+  );
+});
+
+Deno.test("tracker: while backing off, only an explicit flush sends early", async () => {
+  const { supabase, calls, replies } = fakeSupabase();
+  replies.push(failing(429, { "Retry-After": "3600" }));
+  await withTracker({ supabase, batchSize: 1, flushIntervalMs: 10 }, async (tracker, errors) => {
+    tracker.trackInteraction.view("event", "e1");
+    await tick(60);
+    assert.equal(calls.length, 1, "the size trigger and the interval wait for Retry-After");
+    assert.equal(errors[0].kind, "network");
+    assert.ok((errors[0] as { retryInMs: number }).retryInMs >= 300_000);
+    await tracker.flush();
+    assert.equal(calls.length, 2);
+    assert.equal(tracker.pendingCount(), 0);
+  });
+});
+
+Deno.test("tracker: network errors are retried with growing delays", async () => {
+  const { supabase, calls, replies } = fakeSupabase();
+  replies.push(offline, offline, offline);
+  await withTracker(
+    { supabase, backoff: { baseMs: 8, maxMs: 1000 }, random: () => 0 },
+    async (tracker, errors) => {
+      tracker.trackInteraction.view("event", "e1");
+      await tracker.flush();
+      await tick(100);
+      assert.equal(calls.length, 4);
+      assert.equal(tracker.pendingCount(), 0);
+      assert.deepEqual(errors.map((e) => (e as { retryInMs: number }).retryInMs), [4, 8, 16]);
+      assert.match(errors[0].message, /^the request failed: Failed to fetch; 1 events kept/);
+    },
+  );
+});
+
+Deno.test("tracker: when the queue is full the oldest events are dropped and reported", async () => {
+  const { supabase, calls } = fakeSupabase();
+  await withTracker({ supabase, maxQueueSize: 3, batchSize: 100 }, async (tracker, errors) => {
+    const ids = [1, 2, 3, 4, 5].map((n) => tracker.trackInteraction.view("event", `e${n}`));
+    assert.equal(tracker.pendingCount(), 3);
+    await tracker.flush();
+    assert.deepEqual(sentIds(calls), ids.slice(2));
+    assert.deepEqual(errors.map((e) => [e.kind, (e as { count: number }).count]), [
+      ["dropped", 1],
+      ["dropped", 1],
+    ]);
+  });
+});
+
+Deno.test("tracker: opting out clears the queue, stops tracking, and is remembered", async () => {
+  const storage = new MemoryStorage();
+  const { supabase, calls } = fakeSupabase();
+  await withTracker({ supabase, storage }, async (tracker) => {
+    tracker.trackInteraction.view("event", "e1");
+    const anonymousId = tracker.getAnonymousId();
+    tracker.optOut();
+    assert.equal(tracker.pendingCount(), 0);
+    assert.equal(tracker.isOptedOut(), true);
+    assert.equal(tracker.trackInteraction.view("event", "e2"), null);
+    await tracker.flush();
+    assert.equal(calls.length, 0);
+    assert.notEqual(tracker.getAnonymousId(), anonymousId, "the anonymous id was forgotten");
+  });
+  await withTracker({ supabase, storage }, async (tracker) => {
+    assert.equal(tracker.isOptedOut(), true);
+    assert.equal(tracker.trackInteraction.view("event", "e3"), null);
+    tracker.optIn();
+    assert.notEqual(tracker.trackInteraction.view("event", "e4"), null);
+    await tracker.flush();
+    assert.deepEqual(calls.map((c) => c.body.events.map((e) => e.entityId)), [["e4"]]);
+  });
+});
+
+Deno.test("tracker: a new page sends the queue an earlier page left behind", async () => {
+  const storage = new MemoryStorage();
+  const { supabase, calls } = fakeSupabase();
+  const first = createTracker({ supabase, storage, flushIntervalMs: HOUR });
+  await tick();
+  const left = [
+    first.trackInteraction.view("event", "e1"),
+    first.trackInteraction.view("event", "e2"),
+  ];
+  first.destroy(); // the page is gone; its events stay in storage
+  assert.equal(calls.length, 0);
+  await withTracker({ supabase, storage }, async (second) => {
+    const own = second.trackInteraction.view("event", "e3");
+    await second.flush();
+    assert.deepEqual(new Set(sentIds(calls)), new Set([...left, own]));
+    assert.equal(sentIds(calls).length, 3);
+  });
+});
+
+Deno.test("tracker: two tabs on one storage never send the same event", async () => {
+  const storage = new MemoryStorage();
+  const a = fakeSupabase();
+  const b = fakeSupabase();
+  const tabA = createTracker({ supabase: a.supabase, storage, flushIntervalMs: HOUR });
+  const tabB = createTracker({ supabase: b.supabase, storage, flushIntervalMs: HOUR });
+  try {
+    await tick();
+    const ids: Array<string | null> = [];
+    for (let i = 0; i < 20; i++) {
+      ids.push(tabA.trackInteraction.view("event", `a${i}`));
+      ids.push(tabB.trackInteraction.view("event", `b${i}`));
+    }
+    await Promise.all([tabA.flush(), tabB.flush(), tabA.flush(), tabB.flush()]);
+    const sentByA = sentIds(a.calls);
+    const sentByB = sentIds(b.calls);
+    assert.equal(sentByA.length, 20);
+    assert.equal(sentByB.length, 20);
+    assert.deepEqual(new Set([...sentByA, ...sentByB]), new Set(ids));
+  } finally {
+    tabA.destroy();
+    tabB.destroy();
+  }
+});
+
+Deno.test("tracker: session metrics are live and use the shared engagement score", async () => {
+  const time = clock();
+  const { supabase } = fakeSupabase();
+  await withTracker({ supabase, now: time.now }, (tracker) => {
+    assert.deepEqual(tracker.getSessionMetrics(), {
+      duration: 0,
+      interactionCount: 0,
+      engagementScore: 0,
+      pageViews: 0,
+      bounceRate: 100,
+    });
+    tracker.trackInteraction.view("event", "e1");
+    time.advance(6 * 60_000);
+    tracker.trackInteraction.view("event", "e2");
+    tracker.trackInteraction.click("event", "e2");
+    assert.deepEqual(tracker.getSessionMetrics(), {
+      duration: 360_000,
+      interactionCount: 3,
+      engagementScore: 50,
+      pageViews: 2,
+      bounceRate: 0,
+    });
+    time.advance(30 * 60_000);
+    assert.equal(tracker.getSessionMetrics().interactionCount, 0, "idle: a new session");
+  });
+});
+
+Deno.test("tracker: startNewSession answers the id the next events carry", async () => {
+  const { supabase, calls } = fakeSupabase();
+  await withTracker({ supabase }, async (tracker) => {
+    tracker.trackInteraction.view("event", "e1");
+    const before = tracker.getSessionId();
+    const after = tracker.startNewSession();
+    tracker.trackInteraction.view("event", "e2");
+    await tracker.flush();
+    assert.notEqual(before, after);
+    assert.deepEqual(calls[0].body.events.map((e) => e.sessionId), [before, after]);
+    assert.equal(tracker.getSessionMetrics().interactionCount, 1);
+  });
+});
+
+Deno.test("tracker: logs to the console only when synth_debug_interactions is true", async () => {
+  const storage = new MemoryStorage();
+  const { supabase } = fakeSupabase();
+  const logged: string[] = [];
+  const original = console.log;
+  console.log = (message: string) => void logged.push(message);
+  try {
+    await withTracker({ supabase, storage }, (tracker) => {
+      tracker.trackInteraction.view("event", "e1");
+      tracker.trackInteraction.view("artist", "a1");
+      assert.deepEqual(logged, []);
+      storage.setItem("synth_debug_interactions", "true");
+      tracker.trackInteraction.view("event", "e2");
+      tracker.trackInteraction.view("artist", "a2");
+    });
+  } finally {
+    console.log = original;
+  }
+  assert.deepEqual(logged, [
+    "[interactions] tracked view event e2",
+    "[interactions] invalid view event: metadata.artist_name Required",
+  ]);
+});
+
+Deno.test("tracker: an onError handler that throws never reaches the app", async () => {
+  const { supabase } = fakeSupabase();
+  await withTracker({
+    supabase,
+    onError: () => {
+      throw new Error("app bug");
+    },
+  }, (tracker) => {
+    assert.equal(tracker.trackInteraction.view("artist", "a1"), null);
+  });
+});

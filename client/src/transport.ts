@@ -1,0 +1,148 @@
+/**
+ * Sending one batch to the `track` function and reading what became of it:
+ * through the app's own `supabase.functions.invoke` in the normal case, or
+ * through a `keepalive` fetch with the same headers when the page is being
+ * hidden or closed and an ordinary request could be cut off.
+ *
+ * The answer is one of three outcomes: the server processed the batch (each
+ * event accepted, a duplicate, or rejected with reasons), refused it for good
+ * (any other 4xx: never retried), or could not take it now (network error,
+ * 429, 5xx: retried later, after `Retry-After` when given).
+ *
+ * @example
+ * ```ts
+ * const delivery = await invokeTrack(supabase.functions, "track", body, headers);
+ * if (delivery.kind === "retry") scheduleRetry(delivery.retryAfterMs);
+ * ```
+ *
+ * @module
+ */
+import { parseRetryAfter } from "./backoff.ts";
+import type { TrackResult } from "./contract.ts";
+
+/** What the tracker needs of `supabase.functions`. */
+export interface FunctionsInvoker {
+  invoke(
+    functionName: string,
+    options: { body?: string; headers?: Record<string, string> },
+  ): Promise<{ data: unknown; error: unknown; response?: Response }>;
+}
+
+/** What became of one request. */
+export type Delivery =
+  | { kind: "processed"; status: number; result: TrackResult }
+  | { kind: "refused"; status: number; message: string }
+  | { kind: "retry"; status: number | null; retryAfterMs: number | null; message: string };
+
+/** Sends `body` (a JSON batch) with `supabase.functions.invoke`. */
+export async function invokeTrack(
+  functions: FunctionsInvoker,
+  functionName: string,
+  body: string,
+  headers: Record<string, string>,
+  now: () => number = Date.now,
+): Promise<Delivery> {
+  let outcome: Awaited<ReturnType<FunctionsInvoker["invoke"]>>;
+  try {
+    outcome = await functions.invoke(functionName, {
+      body,
+      headers: { ...headers, "Content-Type": "application/json" },
+    });
+  } catch (error) {
+    return networkFailure(error);
+  }
+  const { data, error } = outcome;
+  // supabase-js answers HTTP errors with the Response as the error's context.
+  const response = outcome.response ?? responseOf(error);
+  if (error === null || error === undefined) {
+    return processed(response?.status ?? 200, data);
+  }
+  if (response === undefined) return networkFailure(error);
+  return await classify(response, now);
+}
+
+/**
+ * Sends `body` with a `keepalive` fetch, which the browser completes even if
+ * the page is closed meanwhile. `headers` must carry what supabase-js would
+ * send (`apikey`, `Authorization`).
+ */
+export async function keepaliveTrack(
+  url: string,
+  body: string,
+  headers: Record<string, string>,
+  now: () => number = Date.now,
+): Promise<Delivery> {
+  let response: Response;
+  try {
+    response = await fetch(url, {
+      method: "POST",
+      keepalive: true,
+      headers: { ...headers, "Content-Type": "application/json" },
+      body,
+    });
+  } catch (error) {
+    return networkFailure(error);
+  }
+  return await classify(response, now);
+}
+
+/** The outcome a response stands for. */
+export async function classify(
+  response: Response,
+  now: () => number = Date.now,
+): Promise<Delivery> {
+  const { status } = response;
+  if (status === 429 || status >= 500) {
+    await response.body?.cancel().catch(() => {});
+    return {
+      kind: "retry",
+      status,
+      retryAfterMs: parseRetryAfter(response.headers.get("Retry-After"), now()),
+      message: `the server answered ${status}`,
+    };
+  }
+  let body: unknown = null;
+  try {
+    body = await response.json();
+  } catch {
+    // An unreadable body leaves only the status to go by.
+  }
+  if (status >= 200 && status < 300) return processed(status, body);
+  if (status === 400 && isTrackResult(body)) return { kind: "processed", status, result: body };
+  return { kind: "refused", status, message: errorMessage(status, body) };
+}
+
+function processed(status: number, body: unknown): Delivery {
+  // A 2xx means the batch is stored; an answer without the usual counts
+  // still means nothing should be sent again.
+  const result = isTrackResult(body) ? body : { accepted: 0, duplicates: 0, rejected: [] };
+  return { kind: "processed", status, result };
+}
+
+function networkFailure(error: unknown): Delivery {
+  const cause = (error as { context?: unknown } | null)?.context ?? error;
+  return {
+    kind: "retry",
+    status: null,
+    retryAfterMs: null,
+    message: `the request failed: ${cause instanceof Error ? cause.message : String(cause)}`,
+  };
+}
+
+function responseOf(error: unknown): Response | undefined {
+  const context = (error as { context?: unknown } | null)?.context;
+  return typeof Response !== "undefined" && context instanceof Response ? context : undefined;
+}
+
+function isTrackResult(body: unknown): body is TrackResult {
+  if (typeof body !== "object" || body === null) return false;
+  const { accepted, duplicates, rejected } = body as Record<string, unknown>;
+  return typeof accepted === "number" && typeof duplicates === "number" && Array.isArray(rejected);
+}
+
+function errorMessage(status: number, body: unknown): string {
+  const error = (body as { error?: { message?: unknown } } | null)?.error;
+  return typeof error?.message === "string"
+    ? `the server answered ${status}: ${error.message}`
+    : `the server answered ${status}`;
+}
