@@ -138,12 +138,19 @@ function gatewayError(status: number, message: string): Response {
 
 const hopByHop = ["connection", "keep-alive", "transfer-encoding", "upgrade", "host"];
 
-async function proxy(fn: ServedFunction, request: Request, rest: string): Promise<Response> {
+async function proxy(
+  fn: ServedFunction,
+  request: Request,
+  rest: string,
+  clientAddress: string,
+): Promise<Response> {
   const instance = fn.instances[fn.next++ % fn.instances.length];
   const incoming = new URL(request.url);
   const target = `http://127.0.0.1:${instance.port}/${fn.name}${rest}${incoming.search}`;
   const headers = new Headers(request.headers);
   for (const name of hopByHop) headers.delete(name);
+  // As the platform's edge does, name the caller's address for the function.
+  headers.set("x-forwarded-for", clientAddress);
   try {
     const upstream = await fetch(target, {
       method: request.method,
@@ -178,7 +185,7 @@ const server = Deno.serve({
         functions.map((fn) => fn.name).join(", ")
       } on http://127.0.0.1:${apiPort}/functions/v1/`,
     ),
-}, async (request) => {
+}, async (request, info) => {
   const { pathname } = new URL(request.url);
   if (pathname === "/dashboard" || pathname.startsWith("/dashboard/")) {
     const { serveDashboard } = await import("../dashboard/server.ts");
@@ -194,7 +201,7 @@ const server = Deno.serve({
     const failure = await verifyGatewayJwt(request.headers.get("authorization"), jwtSecret);
     if (failure) return gatewayError(401, failure);
   }
-  return await proxy(fn, request, rest);
+  return await proxy(fn, request, rest, (info.remoteAddr as Deno.NetAddr).hostname);
 });
 
 async function shutdown(): Promise<void> {
