@@ -4,14 +4,16 @@
  * one call the `track` function makes per request.
  *
  * `prepare: false` keeps it working behind Supavisor in transaction mode. The
- * statement timeout is set for the session at connect time, and a deadline a
- * little longer guards against a server that stops answering altogether.
+ * statement timeout (`TRACK_DB_STATEMENT_TIMEOUT_MS`, default 10 000) is set
+ * for the session at connect time, and a deadline 2 s longer guards against
+ * a server that stops answering altogether.
  *
  * @example
  * ```ts
  * import { DatabaseError, ingestInteractions } from "./db.ts";
  * try {
- *   const outcomes = await ingestInteractions({ userId, events, rejected, context });
+ *   const result = await ingestInteractions({ userId, events, rejected, context, rateLimit });
+ *   if (!result.allowed) console.log(`retry in ${result.retryAfterSeconds} s`);
  * } catch (error) {
  *   if (error instanceof DatabaseError) console.error(error.reason); // "unavailable" | "failed"
  * }
@@ -29,10 +31,10 @@ type IngestRow = Database["public"]["Functions"]["ingest_interactions"]["Returns
 const POOL_SIZE = 8;
 /** Seconds to wait for a connection to open. */
 const CONNECT_TIMEOUT_S = 5;
-/** Milliseconds a statement may run before Postgres cancels it. */
-const STATEMENT_TIMEOUT_MS = 10_000;
-/** Milliseconds after which a call is given up even if Postgres never answers. */
-const CALL_DEADLINE_MS = STATEMENT_TIMEOUT_MS + 2_000;
+/** Milliseconds a statement may run before Postgres cancels it, unless the environment says. */
+const DEFAULT_STATEMENT_TIMEOUT_MS = 10_000;
+/** Milliseconds a call may outlast the statement timeout before it is given up. */
+const DEADLINE_MARGIN_MS = 2_000;
 
 /**
  * Why a database call failed: `unavailable` when Postgres could not be
@@ -80,6 +82,16 @@ export type IngestOutcome = Omit<IngestRow, "outcome" | "path" | "reason"> & {
   reason: string | null;
 };
 
+/** The shared rate limit a request is charged to, in the statement that stores it. */
+export interface RateLimitCharge {
+  /** The principal: `user:<id>` or `ip:<address>`. */
+  key: string;
+  /** Events in the request, valid or not. */
+  events: number;
+  requestsPerMinute: number;
+  eventsPerMinute: number;
+}
+
 /** One request's worth of work for the database. */
 export interface IngestRequest {
   /** The signed-in user from the verified JWT, or null for an anonymous caller. */
@@ -90,14 +102,46 @@ export interface IngestRequest {
   rejected: unknown[];
   /** Request context stored with the rejections. */
   context: Record<string, unknown>;
+  /** The rate limit to charge first (none when limits are off); nothing is stored if it refuses. */
+  rateLimit?: RateLimitCharge;
 }
 
+/** The outcome of every event, or the rate limit's refusal (then nothing was stored or logged). */
+export type IngestResult =
+  | { allowed: true; outcomes: IngestOutcome[] }
+  | { allowed: false; retryAfterSeconds: number };
+
+/**
+ * A row of the rate-limited call: the limit's decision, then one event's
+ * outcome (all null when refused, or when the request had no valid event).
+ */
+type LimitedRow =
+  & { allowed: boolean; retry_after_s: number }
+  & {
+    [K in keyof IngestOutcome]: IngestOutcome[K] | null;
+  };
+
 let client: postgres.Sql | undefined;
+let callDeadlineMs = DEFAULT_STATEMENT_TIMEOUT_MS + DEADLINE_MARGIN_MS;
+
+function statementTimeoutMs(): number {
+  const value = Deno.env.get("TRACK_DB_STATEMENT_TIMEOUT_MS");
+  if (value === undefined || value.trim() === "") return DEFAULT_STATEMENT_TIMEOUT_MS;
+  const ms = Number(value);
+  if (!Number.isInteger(ms) || ms < 1) {
+    throw new Error(
+      `TRACK_DB_STATEMENT_TIMEOUT_MS must be a whole number of milliseconds, not "${value}"`,
+    );
+  }
+  return ms;
+}
 
 function sql(): postgres.Sql {
   if (client) return client;
   const url = Deno.env.get("SUPABASE_DB_URL");
   if (!url) throw new DatabaseError("unavailable", "SUPABASE_DB_URL is not set");
+  const timeoutMs = statementTimeoutMs();
+  callDeadlineMs = timeoutMs + DEADLINE_MARGIN_MS;
   client = postgres(url, {
     prepare: false,
     max: POOL_SIZE,
@@ -106,7 +150,7 @@ function sql(): postgres.Sql {
     onnotice: () => {},
     connection: {
       application_name: "track",
-      statement_timeout: STATEMENT_TIMEOUT_MS,
+      statement_timeout: timeoutMs,
     },
   });
   return client;
@@ -152,27 +196,64 @@ function deadline(ms: number): { promise: Promise<never>; clear: () => void } {
 
 /**
  * Stores one request's events with a single call to
- * `public.ingest_interactions`, one transaction: all of it commits or none.
- * Returns the function's outcome for each event, or throws a
- * {@link DatabaseError}.
+ * `public.ingest_interactions`, one statement and one transaction: all of it
+ * commits or none. With `rateLimit`, the same statement first charges the
+ * request to `public.consume_rate_limit`, and the ingestion does not run at
+ * all when that refuses. Returns the outcome of each event or the refusal,
+ * or throws a {@link DatabaseError}.
  */
-export async function ingestInteractions(request: IngestRequest): Promise<IngestOutcome[]> {
-  const timeout = deadline(CALL_DEADLINE_MS);
+export async function ingestInteractions(request: IngestRequest): Promise<IngestResult> {
   try {
     const db = sql();
-    const query = db<IngestOutcome[]>`
-      select event_index, event_id, outcome, path, reason
-      from public.ingest_interactions(
-        ${request.userId}::uuid,
-        ${db.json(request.events as unknown as postgres.JSONValue)}::jsonb,
-        ${db.json(request.rejected as postgres.JSONValue)}::jsonb,
-        ${db.json(request.context as postgres.JSONValue)}::jsonb
-      )
-    `;
-    return await Promise.race([query, timeout.promise]);
+    const timeout = deadline(callDeadlineMs);
+    try {
+      return await Promise.race([run(db, request), timeout.promise]);
+    } finally {
+      timeout.clear();
+    }
   } catch (error) {
     throw classify(error);
-  } finally {
-    timeout.clear();
   }
+}
+
+async function run(db: postgres.Sql, request: IngestRequest): Promise<IngestResult> {
+  const ingest = db`
+    public.ingest_interactions(
+      ${request.userId}::uuid,
+      ${db.json(request.events as unknown as postgres.JSONValue)}::jsonb,
+      ${db.json(request.rejected as postgres.JSONValue)}::jsonb,
+      ${db.json(request.context as postgres.JSONValue)}::jsonb
+    )
+  `;
+  const limit = request.rateLimit;
+  if (!limit) {
+    const outcomes = await db<IngestOutcome[]>`
+      select event_index, event_id, outcome, path, reason from ${ingest}
+    `;
+    return { allowed: true, outcomes };
+  }
+  // `offset 0` keeps the subquery from being merged into the join: its
+  // `where l.allowed` then gates the ingestion (a one-time filter) instead of
+  // filtering the rows of an ingestion that already ran.
+  const rows = await db<LimitedRow[]>`
+    select l.allowed, l.retry_after_s, r.event_index, r.event_id, r.outcome, r.path, r.reason
+    from public.consume_rate_limit(
+      ${limit.key}::text,
+      ${limit.events}::integer,
+      ${limit.requestsPerMinute}::integer,
+      ${limit.eventsPerMinute}::integer
+    ) as l
+    left join lateral (
+      select * from ${ingest} as i
+      where l.allowed
+      offset 0
+    ) as r on true
+  `;
+  if (!rows[0].allowed) return { allowed: false, retryAfterSeconds: rows[0].retry_after_s };
+  const outcomes = rows
+    .filter((row) => row.event_index !== null)
+    .map(({ event_index, event_id, outcome, path, reason }) =>
+      ({ event_index, event_id, outcome, path, reason }) as IngestOutcome
+    );
+  return { allowed: true, outcomes };
 }

@@ -15,6 +15,17 @@
  * 503 when the database cannot take the request (nothing of it is stored).
  * Each request logs one line to stderr.
  *
+ * Rate limit (see `rate_limit.ts`): per principal (`user:<id>`, or
+ * `ip:<address>` for anonymous and service-role callers), at most 120
+ * requests and 6000 events per minute by default, a minute's worth in one
+ * burst. This process checks the requests before reading the body; the
+ * database checks requests and events across every instance in the same
+ * statement that stores the events, and then stores and logs nothing of a
+ * refused request. Either answers 429 with `Retry-After`. Environment:
+ * `TRACK_RATE_LIMIT=off`, `TRACK_RATE_LIMIT_REQUESTS_PER_MINUTE`,
+ * `TRACK_RATE_LIMIT_EVENTS_PER_MINUTE`; and `TRACK_DB_STATEMENT_TIMEOUT_MS`
+ * (default 10 000) bounds the database call, answered 503 when exceeded.
+ *
  * @example
  * ```sh
  * curl -X POST http://127.0.0.1:54321/functions/v1/track \
@@ -26,18 +37,52 @@
  */
 import { keysFromEnv, type Principal, principalOf, verifyAccessToken } from "../_shared/auth.ts";
 import { corsHeaders } from "../_shared/cors.ts";
-import { DatabaseError, ingestInteractions, type IngestOutcome } from "../_shared/db.ts";
+import {
+  DatabaseError,
+  ingestInteractions,
+  type IngestOutcome,
+  type IngestResult,
+} from "../_shared/db.ts";
 import { errorResponse, jsonResponse, readBodyCapped } from "../_shared/http.ts";
 import { MAX_REQUEST_BYTES } from "../_shared/limits.ts";
 import { parseTrackBody, type RejectedEvent, type TrackResult } from "../_shared/schemas.ts";
 import { prepareEvents } from "./prepare.ts";
-import { checkRateLimit } from "./rate_limit.ts";
+import {
+  LocalRateLimiter,
+  principalKey,
+  type RateLimits,
+  rateLimitsFromEnv,
+} from "./rate_limit.ts";
 
 /** Seconds to wait before retrying a 503: soon when Postgres was unreachable, later when it failed. */
 const RETRY_AFTER_UNAVAILABLE_S = 5;
 const RETRY_AFTER_FAILED_S = 30;
 
 let verificationKeys: ReturnType<typeof keysFromEnv> | undefined;
+/** This process's bucket, kept for as long as the limit it was made for. */
+let localLimiter: LocalRateLimiter | undefined;
+
+/**
+ * The limits and this process's bucket, or null when limits are off. The
+ * environment is read on every request (a few lookups), so a change to it
+ * applies at once, as it does for tests that run the handler in-process.
+ */
+function rateLimiting(): { limits: RateLimits; local: LocalRateLimiter } | null {
+  const limits = rateLimitsFromEnv(Deno.env);
+  if (!limits) return null;
+  if (localLimiter?.requestsPerMinute !== limits.requestsPerMinute) {
+    localLimiter = new LocalRateLimiter(limits.requestsPerMinute);
+  }
+  return { limits, local: localLimiter };
+}
+
+function rateLimited(retryAfterSeconds: number): Outcome {
+  return {
+    response: errorResponse(429, "rate_limited", "too many requests; retry later", {
+      "Retry-After": String(retryAfterSeconds),
+    }),
+  };
+}
 
 const roleOf = { user: "authenticated", anon: "anon", service: "service_role" } as const;
 
@@ -46,12 +91,15 @@ interface Outcome {
   result?: TrackResult;
 }
 
-/** Answers one request to `/functions/v1/track`. */
-export async function handler(request: Request): Promise<Response> {
+/**
+ * Answers one request to `/functions/v1/track`. `info`, which `Deno.serve`
+ * passes, gives the caller's address when no `X-Forwarded-For` names one.
+ */
+export async function handler(request: Request, info?: Deno.ServeHandlerInfo): Promise<Response> {
   const started = performance.now();
   let outcome: Outcome;
   try {
-    outcome = await track(request);
+    outcome = await track(request, info);
   } catch (error) {
     console.error("track: unexpected error", error);
     outcome = {
@@ -77,7 +125,7 @@ async function authenticate(request: Request): Promise<Principal | Response> {
   });
 }
 
-async function track(request: Request): Promise<Outcome> {
+async function track(request: Request, info?: Deno.ServeHandlerInfo): Promise<Outcome> {
   if (request.method === "OPTIONS") {
     return { response: new Response(null, { status: 204, headers: corsHeaders }) };
   }
@@ -97,13 +145,14 @@ async function track(request: Request): Promise<Outcome> {
   const principal = await authenticate(request);
   if (principal instanceof Response) return { response: principal };
 
-  const limit = checkRateLimit(principal);
-  if (!limit.ok) {
-    return {
-      response: errorResponse(429, "rate_limited", "too many requests; retry later", {
-        "Retry-After": String(limit.retryAfterSeconds),
-      }),
-    };
+  // This process's share of the rate limit, before a byte of the body is read.
+  const limiting = rateLimiting();
+  const peer = info?.remoteAddr as Partial<Deno.NetAddr> | undefined;
+  const key = limiting ? principalKey(principal, request.headers, peer?.hostname) : null;
+  const local = limiting && key ? limiting.local.take(key) : { ok: true as const };
+  if (!local.ok) {
+    await request.body?.cancel().catch(() => {});
+    return rateLimited(local.retryAfterSeconds);
   }
 
   const receivedAt = new Date();
@@ -132,15 +181,19 @@ async function track(request: Request): Promise<Outcome> {
 
   const prepared = prepareEvents(body.events, body.sentAt, principal, receivedAt);
   const refused = [...body.rejected, ...prepared.rejected];
-  let outcomes: IngestOutcome[];
+  let stored: IngestResult;
   try {
     // Called even when every event was refused: the call records the
     // refusals in system_errors, in the same transaction as everything else.
-    outcomes = await ingestInteractions({
+    stored = await ingestInteractions({
       userId: principal.kind === "user" ? principal.userId : null,
       events: prepared.rows,
       rejected: refused,
       context: { function: "track", role: roleOf[principal.kind], request_id: crypto.randomUUID() },
+      // Every event the request carries counts, valid or not.
+      rateLimit: limiting && key
+        ? { key, events: body.events.length + body.rejected.length, ...limiting.limits }
+        : undefined,
     });
   } catch (error) {
     if (!(error instanceof DatabaseError)) throw error;
@@ -160,7 +213,9 @@ async function track(request: Request): Promise<Outcome> {
     };
   }
 
-  const result = summarize(outcomes, refused, body.events);
+  if (!stored.allowed) return rateLimited(stored.retryAfterSeconds);
+
+  const result = summarize(stored.outcomes, refused, body.events);
   const status = result.accepted + result.duplicates > 0 ? 200 : 400;
   return { response: jsonResponse(result, status), result };
 }

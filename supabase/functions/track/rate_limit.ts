@@ -1,12 +1,39 @@
 /**
- * The per-principal rate limit of the `track` function: the handler asks
- * before reading a request's body and answers 429 with `Retry-After` when
- * refused. No limit is enforced yet: every principal is allowed.
+ * The per-principal rate limit of the `track` function.
+ *
+ * A principal may make `requestsPerMinute` requests and send
+ * `eventsPerMinute` events per minute, a minute's worth of either in one
+ * burst. Two checks enforce it, both the same generic cell rate algorithm (a
+ * token bucket kept as one timestamp: when the allowance is whole again):
+ *
+ * - {@link LocalRateLimiter}, in this process's memory, charges every
+ *   authenticated request before its body is read, so a flood from one
+ *   principal is shed without reading, parsing or calling the database. It has
+ *   the whole limit's size: a principal it refuses has made more requests
+ *   through this one instance within the window than the limit allows in
+ *   total, so it never refuses what the shared limit would allow.
+ * - `public.consume_rate_limit` in Postgres charges the requests and events
+ *   of every instance, in the same statement that stores the events (see
+ *   `_shared/db.ts`): the limit holds however many instances serve the
+ *   function, at no extra round trip.
+ *
+ * The principal is `user:<id>` for a signed-in user and `ip:<address>` for
+ * an anonymous or service-role caller, the address being the first entry of
+ * `X-Forwarded-For` (which the platform's edge sets) or else the connection's
+ * own.
+ *
+ * Environment: `TRACK_RATE_LIMIT=off` turns both checks off (for a benchmark
+ * from one address); `TRACK_RATE_LIMIT_REQUESTS_PER_MINUTE` (default 120)
+ * and `TRACK_RATE_LIMIT_EVENTS_PER_MINUTE` (default 6000) set the limit.
  *
  * @example
  * ```ts
- * const decision = checkRateLimit({ kind: "user", userId });
- * if (!decision.ok) console.log(`retry in ${decision.retryAfterSeconds} s`);
+ * const limits = rateLimitsFromEnv(Deno.env);
+ * if (limits) {
+ *   const local = new LocalRateLimiter(limits.requestsPerMinute);
+ *   const decision = local.take(principalKey({ kind: "anon" }, request.headers, "203.0.113.7"));
+ *   if (!decision.ok) console.log(`retry in ${decision.retryAfterSeconds} s`);
+ * }
  * ```
  *
  * @module
@@ -16,7 +43,139 @@ import type { Principal } from "../_shared/auth.ts";
 /** Whether a request may proceed, or how long its principal should wait. */
 export type RateLimitDecision = { ok: true } | { ok: false; retryAfterSeconds: number };
 
-/** Decides whether `principal` may send one more request now. */
-export function checkRateLimit(_principal: Principal): RateLimitDecision {
-  return { ok: true };
+/** A principal's allowance per minute. */
+export interface RateLimits {
+  requestsPerMinute: number;
+  eventsPerMinute: number;
+}
+
+const DEFAULT_REQUESTS_PER_MINUTE = 120;
+const DEFAULT_EVENTS_PER_MINUTE = 6000;
+/** The largest value Postgres's `integer` holds, where the limits are passed. */
+const MAX_LIMIT = 2_147_483_647;
+
+function positiveInteger(name: string, value: string | undefined, fallback: number): number {
+  if (value === undefined || value.trim() === "") return fallback;
+  const parsed = Number(value);
+  if (!Number.isInteger(parsed) || parsed < 1 || parsed > MAX_LIMIT) {
+    throw new Error(`${name} must be a whole number from 1 to ${MAX_LIMIT}, not "${value}"`);
+  }
+  return parsed;
+}
+
+/**
+ * The limits from the function's environment, or null when
+ * `TRACK_RATE_LIMIT=off`. Throws on a value that is not a limit, so that a
+ * typo is not silently a different limit.
+ */
+export function rateLimitsFromEnv(
+  env: { get(name: string): string | undefined },
+): RateLimits | null {
+  const switched = (env.get("TRACK_RATE_LIMIT") ?? "on").trim().toLowerCase();
+  if (switched === "off") return null;
+  if (switched !== "on" && switched !== "") {
+    throw new Error(`TRACK_RATE_LIMIT must be "on" or "off", not "${switched}"`);
+  }
+  return {
+    requestsPerMinute: positiveInteger(
+      "TRACK_RATE_LIMIT_REQUESTS_PER_MINUTE",
+      env.get("TRACK_RATE_LIMIT_REQUESTS_PER_MINUTE"),
+      DEFAULT_REQUESTS_PER_MINUTE,
+    ),
+    eventsPerMinute: positiveInteger(
+      "TRACK_RATE_LIMIT_EVENTS_PER_MINUTE",
+      env.get("TRACK_RATE_LIMIT_EVENTS_PER_MINUTE"),
+      DEFAULT_EVENTS_PER_MINUTE,
+    ),
+  };
+}
+
+/** An IPv4 or IPv6 address as text, without brackets or port. */
+const address = /^[0-9a-f:.]{2,45}$/i;
+
+/**
+ * The rate-limit key of a principal: `user:<id>` for a signed-in user, else
+ * `ip:<address>` from the first `X-Forwarded-For` entry, else from
+ * `remoteAddress` (the connection's peer), else `ip:unknown`.
+ */
+export function principalKey(
+  principal: Principal,
+  headers: Headers,
+  remoteAddress?: string,
+): string {
+  if (principal.kind === "user") return `user:${principal.userId}`;
+  const forwarded = headers.get("x-forwarded-for")?.split(",", 1)[0].trim();
+  const client = [forwarded, remoteAddress].find((value) => value && address.test(value));
+  return `ip:${client?.toLowerCase() ?? "unknown"}`;
+}
+
+/** Microseconds in the period every allowance is counted over. */
+const PERIOD_US = 60_000_000;
+
+/** Options of {@link LocalRateLimiter}. */
+export interface LocalRateLimiterOptions {
+  /** The clock, in milliseconds; `performance.now` unless a test drives it. */
+  now?: () => number;
+  /**
+   * Principals remembered at most. Beyond it, those whose allowance is whole
+   * again are forgotten, then the least recently charged: forgetting one
+   * only gives it a whole allowance, so it can make the check more lenient,
+   * never stricter.
+   */
+  maxKeys?: number;
+}
+
+/**
+ * Requests per minute per principal, in this process's memory, with the
+ * same rule and the same rounding as `public.consume_rate_limit`: a
+ * request costs 60 s / `requestsPerMinute` (in whole microseconds, rounded
+ * down) and is allowed while the principal's debt stays within a minute. A
+ * refused request costs nothing.
+ */
+export class LocalRateLimiter {
+  readonly requestsPerMinute: number;
+  readonly #costUs: number;
+  readonly #now: () => number;
+  readonly #maxKeys: number;
+  /** When each principal's allowance is whole again (µs), least recently charged first. */
+  readonly #recoveredAt = new Map<string, number>();
+
+  constructor(requestsPerMinute: number, options: LocalRateLimiterOptions = {}) {
+    this.requestsPerMinute = requestsPerMinute;
+    this.#costUs = Math.floor(PERIOD_US / requestsPerMinute);
+    this.#now = options.now ?? (() => performance.now());
+    this.#maxKeys = options.maxKeys ?? 10_000;
+  }
+
+  /** Principals remembered now. */
+  get size(): number {
+    return this.#recoveredAt.size;
+  }
+
+  /** Charges one request to `key` if its allowance permits, and says whether it did. */
+  take(key: string): RateLimitDecision {
+    // Whole microseconds keep the sums exact, as in Postgres.
+    const now = Math.round(this.#now() * 1000);
+    const recoveredAt = Math.max(this.#recoveredAt.get(key) ?? now, now) + this.#costUs;
+    const overshoot = recoveredAt - now - PERIOD_US;
+    if (overshoot > 0) {
+      return { ok: false, retryAfterSeconds: Math.max(1, Math.ceil(overshoot / 1_000_000)) };
+    }
+    this.#recoveredAt.delete(key);
+    this.#recoveredAt.set(key, recoveredAt);
+    if (this.#recoveredAt.size > this.#maxKeys) this.#forget(now);
+    return { ok: true };
+  }
+
+  /** Brings the map down to half its bound, so forgetting costs O(1) per request over time. */
+  #forget(now: number): void {
+    for (const [key, recoveredAt] of this.#recoveredAt) {
+      if (recoveredAt <= now) this.#recoveredAt.delete(key);
+    }
+    const target = Math.floor(this.#maxKeys / 2);
+    for (const key of this.#recoveredAt.keys()) {
+      if (this.#recoveredAt.size <= target) break;
+      this.#recoveredAt.delete(key);
+    }
+  }
 }
