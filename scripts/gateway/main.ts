@@ -100,7 +100,9 @@ function supervise(fn: ServedFunction, instance: Instance): void {
       String(instance.port),
     ],
     env: { ...runtimeEnv, SB_EXECUTION_ID: crypto.randomUUID() },
-    stdin: "null",
+    // The worker exits when this pipe closes, so a killed gateway never
+    // leaves a worker holding its port with old code.
+    stdin: "piped",
     stdout: "inherit",
     stderr: "inherit",
   });
@@ -167,7 +169,10 @@ async function proxy(
   } catch (error) {
     if (request.signal.aborted) return gatewayError(499, "client closed the request");
     console.error(`[gateway] ${fn.name}: ${error}`);
-    return gatewayError(502, "the function is not reachable");
+    // The worker is (re)starting: a moment's wait is all a client needs.
+    const response = gatewayError(503, "the function is restarting; retry shortly");
+    response.headers.set("Retry-After", "1");
+    return response;
   }
 }
 

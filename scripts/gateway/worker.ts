@@ -28,3 +28,9 @@ const listenOn = { hostname: "127.0.0.1", port: Number(port), onListen: () => {}
 };
 
 await import(new URL(`file://${entrypoint}`).href);
+
+// The gateway holds our stdin open; end of input means it is gone.
+(async () => {
+  for await (const _ of Deno.stdin.readable) { /* the gateway never writes */ }
+  Deno.exit(0);
+})();

@@ -144,6 +144,10 @@ function sql(): postgres.Sql {
   callDeadlineMs = timeoutMs + DEADLINE_MARGIN_MS;
   client = postgres(url, {
     prepare: false,
+    // Reconnect quickly once Postgres is back: the default backoff grows to
+    // 20 s, shared by the whole pool, and requests would wait out their
+    // deadline although the database answers again.
+    backoff: (attempt: number) => Math.min(0.05 * 2 ** attempt, 0.5),
     max: POOL_SIZE,
     connect_timeout: CONNECT_TIMEOUT_S,
     idle_timeout: 60,
@@ -183,13 +187,19 @@ function classify(error: unknown): DatabaseError {
   return new DatabaseError(unavailable ? "unavailable" : "failed", message, { cause: error });
 }
 
-function deadline(ms: number): { promise: Promise<never>; clear: () => void } {
+/** Message of the error a call gets when Postgres does not answer in time. */
+export const NO_ANSWER = "no answer from the database in time";
+
+function deadline(
+  ms: number,
+  onExpiry: () => void,
+): { promise: Promise<never>; clear: () => void } {
   let timer: ReturnType<typeof setTimeout> | undefined;
   const promise = new Promise<never>((_, reject) => {
-    timer = setTimeout(
-      () => reject(new DatabaseError("unavailable", `no answer from the database in ${ms} ms`)),
-      ms,
-    );
+    timer = setTimeout(() => {
+      onExpiry();
+      reject(new DatabaseError("unavailable", `${NO_ANSWER} (${ms} ms)`));
+    }, ms);
   });
   return { promise, clear: () => clearTimeout(timer) };
 }
@@ -205,9 +215,13 @@ function deadline(ms: number): { promise: Promise<never>; clear: () => void } {
 export async function ingestInteractions(request: IngestRequest): Promise<IngestResult> {
   try {
     const db = sql();
-    const timeout = deadline(callDeadlineMs);
+    let pending: { cancel(): void } | undefined;
+    // Past the deadline the statement is cancelled, so that it does not
+    // commit after the caller was told to retry (a retry would be harmless,
+    // being idempotent, but the answer should stay true where it can).
+    const timeout = deadline(callDeadlineMs, () => pending?.cancel());
     try {
-      return await Promise.race([run(db, request), timeout.promise]);
+      return await Promise.race([run(db, request, (query) => (pending = query)), timeout.promise]);
     } finally {
       timeout.clear();
     }
@@ -216,7 +230,11 @@ export async function ingestInteractions(request: IngestRequest): Promise<Ingest
   }
 }
 
-async function run(db: postgres.Sql, request: IngestRequest): Promise<IngestResult> {
+async function run(
+  db: postgres.Sql,
+  request: IngestRequest,
+  sent: (query: { cancel(): void }) => void,
+): Promise<IngestResult> {
   const ingest = db`
     public.ingest_interactions(
       ${request.userId}::uuid,
@@ -227,15 +245,16 @@ async function run(db: postgres.Sql, request: IngestRequest): Promise<IngestResu
   `;
   const limit = request.rateLimit;
   if (!limit) {
-    const outcomes = await db<IngestOutcome[]>`
+    const query = db<IngestOutcome[]>`
       select event_index, event_id, outcome, path, reason from ${ingest}
     `;
-    return { allowed: true, outcomes };
+    sent(query);
+    return { allowed: true, outcomes: await query };
   }
   // `offset 0` keeps the subquery from being merged into the join: its
   // `where l.allowed` then gates the ingestion (a one-time filter) instead of
   // filtering the rows of an ingestion that already ran.
-  const rows = await db<LimitedRow[]>`
+  const query = db<LimitedRow[]>`
     select l.allowed, l.retry_after_s, r.event_index, r.event_id, r.outcome, r.path, r.reason
     from public.consume_rate_limit(
       ${limit.key}::text,
@@ -249,6 +268,8 @@ async function run(db: postgres.Sql, request: IngestRequest): Promise<IngestResu
       offset 0
     ) as r on true
   `;
+  sent(query);
+  const rows = await query;
   if (!rows[0].allowed) return { allowed: false, retryAfterSeconds: rows[0].retry_after_s };
   const outcomes = rows
     .filter((row) => row.event_index !== null)

@@ -42,6 +42,7 @@ import {
   ingestInteractions,
   type IngestOutcome,
   type IngestResult,
+  NO_ANSWER,
 } from "../_shared/db.ts";
 import { errorResponse, jsonResponse, readBodyCapped } from "../_shared/http.ts";
 import { MAX_REQUEST_BYTES } from "../_shared/limits.ts";
@@ -156,7 +157,16 @@ async function track(request: Request, info?: Deno.ServeHandlerInfo): Promise<Ou
   }
 
   const receivedAt = new Date();
-  const bytes = await readBodyCapped(request, MAX_REQUEST_BYTES);
+  let bytes: Uint8Array | null;
+  try {
+    bytes = await readBodyCapped(request, MAX_REQUEST_BYTES);
+  } catch {
+    // The connection broke while the body arrived: the client is gone or
+    // will retry; there is nothing to store and nothing went wrong here.
+    return {
+      response: errorResponse(400, "incomplete_body", "the request body could not be read"),
+    };
+  }
   if (bytes === null) {
     return {
       response: errorResponse(
@@ -203,9 +213,12 @@ async function track(request: Request, info?: Deno.ServeHandlerInfo): Promise<Ou
       response: errorResponse(
         503,
         unavailable ? "database_unavailable" : "database_error",
-        unavailable
-          ? "the database is unreachable; nothing was stored, retry later"
-          : "the database could not store the events; nothing was stored, retry later",
+        !unavailable
+          ? "the database could not store the events; nothing was stored, retry later"
+          : error.message.startsWith(NO_ANSWER)
+          ? "the database did not answer in time; retry later with the same eventIds " +
+            "(events stored meanwhile are recognised as duplicates)"
+          : "the database is unreachable; nothing was stored, retry later",
         {
           "Retry-After": String(unavailable ? RETRY_AFTER_UNAVAILABLE_S : RETRY_AFTER_FAILED_S),
         },

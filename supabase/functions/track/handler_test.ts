@@ -153,3 +153,16 @@ Deno.test("a batch of 501 events is answered 413 too_many_events", async () => {
   const message = await assertError(await call({ body }), 413, "too_many_events");
   assert.equal(message, "a batch holds at most 500 events; this one has 501");
 });
+
+Deno.test("a body cut off by a broken connection is answered 400, not 500", async () => {
+  let sent = false;
+  const body = new ReadableStream<Uint8Array>({
+    pull(controller) {
+      if (sent) return controller.error(new Error("connection reset by peer"));
+      sent = true;
+      controller.enqueue(new TextEncoder().encode('{"eventType":"view",'));
+    },
+  });
+  const response = await call({ body, headers: { "Content-Type": "application/json" } });
+  await assertError(response, 400, "incomplete_body");
+});
