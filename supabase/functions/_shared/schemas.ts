@@ -193,8 +193,10 @@ interface Unstorable {
 /**
  * Walks a JSON value without recursion (it may be nested thousands of levels)
  * and reports every string, key or value, that Postgres cannot store: one
- * holding `\u0000` or a lone UTF-16 surrogate. It also reports nesting deeper
- * than `maxDepth` levels. Reports stop at {@link MAX_ERRORS_PER_EVENT}.
+ * holding `\u0000` or a lone UTF-16 surrogate, and every number JSON parsing
+ * turned into Infinity (`1e400`), which would be stored as null. It also
+ * reports nesting deeper than `maxDepth` levels. Reports stop at
+ * {@link MAX_ERRORS_PER_EVENT}.
  */
 function unstorableParts(root: unknown, maxDepth: number): Unstorable[] {
   const found: Unstorable[] = [];
@@ -208,6 +210,10 @@ function unstorableParts(root: unknown, maxDepth: number): Unstorable[] {
       if (unstorable(value)) {
         found.push({ path, message: "must not contain \\u0000 or an unpaired surrogate" });
       }
+      continue;
+    }
+    if (typeof value === "number") {
+      if (!Number.isFinite(value)) found.push({ path, message: "must be a finite number" });
       continue;
     }
     if (typeof value !== "object" || value === null) continue;
@@ -339,7 +345,14 @@ export function validateEvent(
   input: unknown,
 ): { ok: true; event: TrackEvent } | { ok: false; errors: FieldError[] } {
   const result = eventSchema.safeParse(input);
-  if (result.success) return { ok: true, event: result.data };
+  if (result.success) {
+    // Metadata is stored as sent. zod's copy would lose a key named
+    // `__proto__` (assigning it sets the copy's prototype instead), and the
+    // schemas only check metadata, they never change it.
+    const metadata = (input as { metadata?: unknown }).metadata;
+    if (isPlainObject(metadata)) result.data.metadata = metadata;
+    return { ok: true, event: result.data };
+  }
   return { ok: false, errors: toFieldErrors(result.error.issues) };
 }
 
