@@ -191,11 +191,13 @@ export async function startFunction(
       SUPABASE_JWT_SECRET: stack.jwtSecret,
       ...env,
     },
-    stdin: "null",
+    // The worker runs while its stdin is open, as under the gateway.
+    stdin: "piped",
     stdout: "null",
     stderr: "null",
   }).spawn();
   const stop = async () => {
+    await child.stdin.close().catch(() => {});
     try {
       child.kill("SIGTERM");
     } catch { /* already gone */ }

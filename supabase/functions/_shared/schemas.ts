@@ -243,8 +243,10 @@ function unstorableParts(root: unknown, maxDepth: number): Unstorable[] {
 function formatPath(path: ReadonlyArray<PropertyKey>): string {
   return path
     .map((segment) => {
-      const s = String(segment).toWellFormed().replaceAll("\u0000", "\uFFFD");
-      return s.length > 64 ? `${s.slice(0, 63)}…` : s;
+      // Cut first: a cut may split a surrogate pair, which toWellFormed mends.
+      const s = String(segment);
+      const cut = s.length > 64 ? `${s.slice(0, 63)}…` : s;
+      return cut.toWellFormed().replaceAll("\u0000", "\uFFFD");
     })
     .join(".");
 }
