@@ -1,13 +1,31 @@
--- The three tables the tracking system writes: raw interaction events, the
+-- The tables the tracking system writes: raw interaction events (partitioned
+-- by month, with the registry of their event ids that keeps them unique), the
 -- sessions they belong to, and the errors met while accepting them. Every rule
 -- the data must obey is a named CHECK constraint, so a bad row is refused by
 -- the database whatever path it comes from, and the error names the rule.
 
+-- The monthly partitions of public.user_interactions live in a schema of
+-- their own: they are storage, not part of the API. No API role may use the
+-- schema, so a partition can never be read or written around the parent's
+-- grants and row level security, and the generated types and the API do not
+-- change as months come and go. 20261124000500_partition_maintenance.sql
+-- creates and drops the monthly partitions.
+create schema interaction_partitions;
+
+comment on schema interaction_partitions is
+  'The partitions of public.user_interactions: one per calendar month (UTC) named '
+  'user_interactions_yyyy_mm, plus user_interactions_default for any other time. '
+  'Read and write them through public.user_interactions only.';
+
 -- One row per interaction event, as sent by a browser and accepted by the
 -- `track` function. Rows are never updated: this is the raw log the views and
--- the personalization jobs read.
+-- the personalization jobs read. Range-partitioned by month on occurred_at,
+-- so that old months are dropped whole instead of deleted row by row. A
+-- partitioned table's unique keys must contain occurred_at, so the key is
+-- (id, occurred_at) and the uniqueness of event_id across every partition is
+-- kept by public.interaction_event_ids below.
 create table public.user_interactions (
-  id bigint generated always as identity primary key,
+  id bigint generated always as identity,
   event_id uuid not null,
   user_id uuid references auth.users (id) on delete cascade,
   anonymous_id text,
@@ -19,7 +37,7 @@ create table public.user_interactions (
   occurred_at timestamptz not null,
   client_timestamp timestamptz,
   received_at timestamptz not null default now(),
-  constraint user_interactions_event_id_unique unique (event_id),
+  constraint user_interactions_pkey primary key (id, occurred_at),
   constraint user_interactions_event_type_valid check (
     event_type in (
       'view', 'click', 'like', 'share', 'interest', 'search', 'review', 'comment', 'navigate',
@@ -42,15 +60,25 @@ create table public.user_interactions (
     user_id is not null or anonymous_id is not null
   ),
   constraint user_interactions_occurred_not_after_received check (occurred_at <= received_at)
-);
+)
+partition by range (occurred_at);
+
+-- Events of a time no monthly partition covers: before the oldest month kept,
+-- or in a month whose partition does not exist yet. Nothing is lost when the
+-- maintenance job is late; it moves such rows into their month's partition
+-- when it creates it.
+create table interaction_partitions.user_interactions_default
+  partition of public.user_interactions default;
 
 comment on table public.user_interactions is
   'One row per interaction event (a view, a click, a like...) accepted by the track function. '
   'Append-only: the source of session counts, analytics views and preference signals.';
 comment on column public.user_interactions.id is
-  'Surrogate key in insertion order.';
+  'Surrogate key in insertion order, unique across partitions (the primary key is '
+  '(id, occurred_at), as partitioning requires).';
 comment on column public.user_interactions.event_id is
-  'The client''s idempotency key: an event is stored once however often it is sent.';
+  'The client''s idempotency key: an event is stored once however often it is sent '
+  '(registered in public.interaction_event_ids).';
 comment on column public.user_interactions.user_id is
   'The signed-in user, taken from the verified JWT; null for anonymous visitors.';
 comment on column public.user_interactions.anonymous_id is
@@ -79,6 +107,41 @@ create index user_interactions_user_id_occurred_at_idx
 -- Recomputing or inspecting one session's events.
 create index user_interactions_session_id_idx
   on public.user_interactions (session_id);
+
+-- Every event id stored in public.user_interactions, with the time that
+-- chose its partition. A partitioned table cannot hold a unique index on
+-- event_id alone, so this unpartitioned table is where an event id is unique:
+-- the ingestion function (the only writer of events) registers each event id
+-- here first and stores the event only when the id was new. Two retries of
+-- one event whose corrected times fall in different months are therefore
+-- still one row. Ids are removed with their month when the retention job
+-- drops it; an id whose row went with its deleted user stays registered, so
+-- a late retry cannot bring the event back.
+create table public.interaction_event_ids (
+  event_id uuid primary key,
+  occurred_at timestamptz not null
+);
+
+comment on table public.interaction_event_ids is
+  'The event id of every stored interaction, unique across the monthly partitions of '
+  'public.user_interactions: the ingestion function stores an event only if its id is new '
+  'here.';
+comment on column public.interaction_event_ids.event_id is
+  'The event''s idempotency key (public.user_interactions.event_id).';
+comment on column public.interaction_event_ids.occurred_at is
+  'The stored event''s occurred_at, which decides its partition and when retention '
+  'removes it.';
+
+-- Like the events themselves, the registry is written by the ingestion
+-- function only and read by no API role; analysts get read access in
+-- 20261124000500_partition_maintenance.sql, once their role exists.
+alter table public.interaction_event_ids enable row level security;
+revoke all on table public.interaction_event_ids from public, anon, authenticated, service_role;
+
+-- Retention removes ids by time. Ids are registered roughly in time order, so
+-- a block range index finds old ones for almost nothing per insert.
+create index interaction_event_ids_occurred_at_idx
+  on public.interaction_event_ids using brin (occurred_at);
 
 -- One row per client session, kept up to date by the ingestion function from
 -- the events it accepts. A session belongs to the principal that opened it:

@@ -1,12 +1,14 @@
 -- The shape of the schema: tables, columns, keys, constraints, indexes, row
 -- level security, views and functions, and their documentation.
 begin;
-select plan(56);
+select plan(68);
 
 -- Tables and columns: name, type, not null, identity, default, in order.
 
 select has_table('public', t, format('public.%s exists', t))
-from unnest(array['user_interactions', 'sessions', 'system_errors']) as t;
+from unnest(
+  array['user_interactions', 'interaction_event_ids', 'sessions', 'system_errors']
+) as t;
 
 select results_eq(
   $$
@@ -34,6 +36,24 @@ select results_eq(
       ('received_at', 'timestamp with time zone', true, '', 'now()')
   $$,
   'user_interactions has its columns with their types, nullability and defaults'
+);
+
+select results_eq(
+  $$
+    select a.attname::text collate "default", format_type(a.atttypid, a.atttypmod), a.attnotnull,
+      a.attidentity::text, pg_get_expr(d.adbin, d.adrelid) collate "default"
+    from pg_attribute a
+    left join pg_attrdef d on d.adrelid = a.attrelid and d.adnum = a.attnum
+    where a.attrelid = 'public.interaction_event_ids'::regclass and a.attnum > 0
+      and not a.attisdropped
+    order by a.attnum
+  $$,
+  $$
+    values
+      ('event_id', 'uuid', true, '', null::text),
+      ('occurred_at', 'timestamp with time zone', true, '', null)
+  $$,
+  'interaction_event_ids has its columns with their types, nullability and defaults'
 );
 
 select results_eq(
@@ -84,12 +104,16 @@ select results_eq(
 
 -- Keys.
 
-select col_is_pk('public', 'user_interactions', 'id', 'user_interactions.id is the primary key');
+select col_is_pk(
+  'public', 'user_interactions', array['id', 'occurred_at'],
+  'user_interactions has the primary key (id, occurred_at), as its partitioning requires'
+);
+select col_is_pk(
+  'public', 'interaction_event_ids', 'event_id',
+  'interaction_event_ids.event_id is the primary key: an event id is registered once'
+);
 select col_is_pk('public', 'sessions', 'id', 'sessions.id is the primary key');
 select col_is_pk('public', 'system_errors', 'id', 'system_errors.id is the primary key');
-select col_is_unique(
-  'public', 'user_interactions', array['event_id'], 'user_interactions.event_id is unique'
-);
 
 select results_eq(
   $$
@@ -163,10 +187,15 @@ select results_eq(
 select indexes_are(
   'public', 'user_interactions',
   array[
-    'user_interactions_pkey', 'user_interactions_event_id_unique',
-    'user_interactions_user_id_occurred_at_idx', 'user_interactions_session_id_idx'
+    'user_interactions_pkey', 'user_interactions_user_id_occurred_at_idx',
+    'user_interactions_session_id_idx'
   ],
-  'user_interactions has its key, event_id, per-user and per-session indexes'
+  'user_interactions has its key, per-user and per-session indexes'
+);
+select indexes_are(
+  'public', 'interaction_event_ids',
+  array['interaction_event_ids_pkey', 'interaction_event_ids_occurred_at_idx'],
+  'interaction_event_ids has its key and time indexes'
 );
 select indexes_are(
   'public', 'sessions',
@@ -187,6 +216,14 @@ select has_index(
   'user_interactions is indexed on session_id'
 );
 select has_index(
+  'public', 'interaction_event_ids', 'interaction_event_ids_occurred_at_idx',
+  array['occurred_at'], 'interaction_event_ids is indexed on occurred_at'
+);
+select index_is_type(
+  'public', 'interaction_event_ids', 'interaction_event_ids_occurred_at_idx', 'brin',
+  'the occurred_at index of interaction_event_ids is a block range (brin) index'
+);
+select has_index(
   'public', 'sessions', 'sessions_user_id_idx', array['user_id'],
   'sessions is indexed on user_id'
 );
@@ -205,7 +242,8 @@ select has_index(
 
 -- Each index serves the query it exists for. With sequential scans off, as
 -- on a large table, the planner must choose it; running the query (explain
--- analyze) also records the use in the statistics.
+-- analyze) also records the use in the statistics. On the partitioned
+-- user_interactions, every partition's copy of the index must be used.
 create function pg_temp.plan_of(p_query text) returns text
 language plpgsql
 as $$
@@ -220,24 +258,54 @@ begin
 end;
 $$;
 
+-- The indexes a plan reads, by name.
+create function pg_temp.indexes_in(p_plan text) returns setof text
+language sql
+as $$
+  select m[1]
+  from regexp_matches(p_plan, 'Index (?:Only )?Scan (?:Backward )?(?:using|on) (\S+)', 'g') as m
+$$;
+
+-- The partitions' copies of a partitioned index.
+create function pg_temp.partition_indexes(p_index regclass) returns setof text
+language sql
+as $$
+  select c.relname::text
+  from pg_inherits i join pg_class c on c.oid = i.inhrelid
+  where i.inhparent = p_index
+$$;
+
 set local enable_seqscan = off;
 
-select alike(
-  pg_temp.plan_of($$
-    select * from public.user_interactions
-    where user_id = '00000000-0000-4000-8000-000000000001'
-    order by occurred_at desc limit 50
-  $$),
-  '%user_interactions_user_id_occurred_at_idx%',
-  'a user''s latest interactions are read through user_interactions_user_id_occurred_at_idx'
+select set_eq(
+  $$
+    select pg_temp.indexes_in(pg_temp.plan_of($q$
+      select * from public.user_interactions
+      where user_id = '00000000-0000-4000-8000-000000000001'
+      order by occurred_at desc limit 50
+    $q$))
+  $$,
+  $$ select pg_temp.partition_indexes('public.user_interactions_user_id_occurred_at_idx') $$,
+  'a user''s latest interactions are read through user_interactions_user_id_occurred_at_idx, '
+    || 'in every partition'
+);
+select set_eq(
+  $$
+    select pg_temp.indexes_in(pg_temp.plan_of($q$
+      select count(*) from public.user_interactions
+      where session_id = '00000000-0000-4000-8000-000000000002'
+    $q$))
+  $$,
+  $$ select pg_temp.partition_indexes('public.user_interactions_session_id_idx') $$,
+  'a session''s interactions are read through user_interactions_session_id_idx, '
+    || 'in every partition'
 );
 select alike(
   pg_temp.plan_of($$
-    select count(*) from public.user_interactions
-    where session_id = '00000000-0000-4000-8000-000000000002'
+    select count(*) from public.interaction_event_ids where occurred_at < '1970-01-01T00:00:00Z'
   $$),
-  '%user_interactions_session_id_idx%',
-  'a session''s interactions are read through user_interactions_session_id_idx'
+  '%Bitmap Index Scan on interaction_event_ids_occurred_at_idx%',
+  'retention finds old event ids through interaction_event_ids_occurred_at_idx'
 );
 select alike(
   pg_temp.plan_of($$
@@ -276,6 +344,10 @@ reset enable_seqscan;
 select ok(
   (select relrowsecurity from pg_class where oid = 'public.user_interactions'::regclass),
   'row level security is enabled on user_interactions'
+);
+select ok(
+  (select relrowsecurity from pg_class where oid = 'public.interaction_event_ids'::regclass),
+  'row level security is enabled on interaction_event_ids'
 );
 select ok(
   (select relrowsecurity from pg_class where oid = 'public.sessions'::regclass),
@@ -383,6 +455,38 @@ select is(
   'ingest_interactions is owned by postgres, the role the track function connects as'
 );
 select has_function(
+  'public', 'maintain_interaction_partitions', array['integer', 'interval', 'interval'],
+  'maintain_interaction_partitions(integer, interval, interval) exists'
+);
+select is(
+  (
+    select pg_get_function_arguments(p.oid) || ' -> ' || pg_get_function_result(p.oid)
+    from pg_proc p
+    where p.oid
+      = 'public.maintain_interaction_partitions(integer, interval, interval)'::regprocedure
+  ),
+  'p_months_ahead integer DEFAULT 3, p_retention interval DEFAULT ''1 year 1 mon''::interval, '
+    || 'p_error_retention interval DEFAULT ''30 days''::interval -> jsonb',
+  'maintain_interaction_partitions keeps 3 months ahead, 13 months of events and 30 days of '
+    || 'errors by default'
+);
+select isnt_definer(
+  'public', 'maintain_interaction_partitions', array['integer', 'interval', 'interval'],
+  'maintain_interaction_partitions runs with the caller''s rights'
+);
+select volatility_is(
+  'public', 'maintain_interaction_partitions', array['integer', 'interval', 'interval'],
+  'volatile', 'maintain_interaction_partitions is volatile'
+);
+select is(
+  (
+    select proconfig from pg_proc
+    where oid = 'public.maintain_interaction_partitions(integer, interval, interval)'::regprocedure
+  ),
+  array['search_path=""', 'TimeZone=UTC', 'lock_timeout=3s'],
+  'maintain_interaction_partitions works in UTC and waits at most 3 seconds for a lock'
+);
+select has_function(
   'public', 'engagement_score', array['integer', 'bigint'],
   'engagement_score(integer, bigint) exists'
 );
@@ -422,7 +526,7 @@ select is_empty(
   $$
     select c.relname::text
     from pg_class c
-    where c.relnamespace = 'public'::regnamespace and c.relkind in ('r', 'v')
+    where c.relnamespace = 'public'::regnamespace and c.relkind in ('r', 'p', 'v')
       and obj_description(c.oid, 'pg_class') is null
   $$,
   'every table and view in public has a comment'
@@ -432,7 +536,7 @@ select is_empty(
     select c.relname || '.' || a.attname
     from pg_class c
     join pg_attribute a on a.attrelid = c.oid and a.attnum > 0 and not a.attisdropped
-    where c.relnamespace = 'public'::regnamespace and c.relkind in ('r', 'v')
+    where c.relnamespace = 'public'::regnamespace and c.relkind in ('r', 'p', 'v')
       and col_description(c.oid, a.attnum) is null
   $$,
   'every column of every table and view in public has a comment'

@@ -4,17 +4,24 @@
 -- row of a request with rejections, and concurrent requests for one session.
 -- At the end, every session's figures equal those recomputed from its events.
 begin;
-select plan(44);
+select plan(45);
 
 -- Names for the random ids of this run: pg_temp.id('user A') is the same
 -- uuid every time it is asked for within the run, and a new one each run.
-create temp table ids (name text primary key, id uuid not null default gen_random_uuid());
+-- Immutable, so a query naming one reads the table once, not once per row.
+select format(
+  'create function pg_temp.id(p_name text) returns uuid language sql immutable as %L',
+  format('select md5(%L || p_name)::uuid', gen_random_uuid())
+) \gexec
 
-create function pg_temp.id(p_name text) returns uuid
+-- The events and sessions the run names, for the checks at the end.
+create temp table ids (name text primary key, id uuid not null);
+
+create function pg_temp.named(p_name text) returns uuid
 language sql
 as $$
-  insert into ids (name) values (p_name) on conflict (name) do nothing;
-  select id from ids where name = p_name;
+  insert into ids (name, id) values (p_name, pg_temp.id(p_name)) on conflict (name) do nothing;
+  select pg_temp.id(p_name);
 $$;
 
 create function pg_temp.visitor(p_name text) returns text
@@ -36,8 +43,8 @@ language sql
 as $$
   select jsonb_build_object(
     'index', p_index,
-    'event_id', pg_temp.id(p_event),
-    'session_id', case when p_session is not null then pg_temp.id(p_session) end,
+    'event_id', pg_temp.named(p_event),
+    'session_id', case when p_session is not null then pg_temp.named(p_session) end,
     'anonymous_id', case when p_visitor is not null then pg_temp.visitor(p_visitor) end,
     'event_type', p_event_type,
     'entity_type', 'event',
@@ -74,7 +81,7 @@ create function pg_temp.errors_of(p_call text) returns setof public.system_error
 language sql
 as $$
   select * from public.system_errors
-  where metadata -> 'request' ->> 'request_id' = pg_temp.id(p_call)::text
+  where metadata -> 'request' ->> 'request_id' = (select pg_temp.id(p_call)::text)
 $$;
 
 insert into auth.users (id, email)
@@ -728,6 +735,21 @@ select results_eq(
   'the session counts each of the four events once'
 );
 
+-- The registry of event ids holds exactly the stored events, each with the
+-- time that chose its partition.
+
+select results_eq(
+  $$
+    select k.event_id, k.occurred_at from public.interaction_event_ids k
+    where k.event_id in (select id from ids) order by k.event_id
+  $$,
+  $$
+    select ui.event_id, ui.occurred_at from public.user_interactions ui
+    where ui.event_id in (select id from ids) order by ui.event_id
+  $$,
+  'exactly the stored events have their event id registered, with their occurred_at'
+);
+
 -- The invariant: every session's figures are those of its stored events.
 
 select results_eq(
@@ -753,7 +775,9 @@ select results_eq(
 do $$
 begin
   perform dblink_exec('first', format(
-    'delete from public.user_interactions where session_id in (%1$L, %2$L); '
+    'delete from public.interaction_event_ids where event_id in ('
+      || 'select event_id from public.user_interactions where session_id in (%1$L, %2$L)); '
+      || 'delete from public.user_interactions where session_id in (%1$L, %2$L); '
       || 'delete from public.sessions where id in (%1$L, %2$L)',
     pg_temp.id('session X'), pg_temp.id('session Y')
   ));

@@ -3,6 +3,44 @@ export type Json = string | number | boolean | null | { [key: string]: Json | un
 export type Database = {
   "public": {
     Tables: {
+      "interaction_event_ids": {
+        Row: {
+          "event_id": string;
+          "occurred_at": string;
+        };
+        ComputedFields: never;
+        Insert: {
+          "event_id": string;
+          "occurred_at": string;
+        };
+        Update: {
+          "event_id"?: string;
+          "occurred_at"?: string;
+        };
+        Relationships: [];
+      };
+      "rate_limits": {
+        Row: {
+          "events_recovered_at": string;
+          "expires_at": string | null;
+          "key": string;
+          "requests_recovered_at": string;
+        };
+        ComputedFields: never;
+        Insert: {
+          "events_recovered_at": string;
+          "expires_at"?: never;
+          "key": string;
+          "requests_recovered_at": string;
+        };
+        Update: {
+          "events_recovered_at"?: string;
+          "expires_at"?: never;
+          "key"?: string;
+          "requests_recovered_at"?: string;
+        };
+        Relationships: [];
+      };
       "sessions": {
         Row: {
           "anonymous_id": string | null;
@@ -214,6 +252,19 @@ export type Database = {
       };
     };
     Functions: {
+      "consume_rate_limit": {
+        Args: {
+          "p_events": number;
+          "p_events_per_minute": number;
+          "p_key": string;
+          "p_now"?: string;
+          "p_requests_per_minute": number;
+        };
+        Returns: {
+          "allowed": boolean;
+          "retry_after_s": number;
+        }[];
+      };
       "engagement_score": {
         Args: { "duration_ms": number; "interaction_count": number };
         Returns: number;
@@ -231,6 +282,10 @@ export type Database = {
       "interaction_signal_weight": {
         Args: { "event_type": string; "metadata": Json };
         Returns: number;
+      };
+      "maintain_interaction_partitions": {
+        Args: { "p_error_retention"?: string; "p_months_ahead"?: number; "p_retention"?: string };
+        Returns: Json;
       };
     };
     Enums: {
