@@ -7,7 +7,8 @@
  * @module
  */
 import assert from "node:assert/strict";
-import { type BrowserContext, chromium, type Page, type Request } from "playwright-core";
+import type { BrowserContext, Page, Request } from "playwright-core";
+import { launchChromium } from "../../test_support/chromium.ts";
 import { buildClient, bundle, clientBundle, distDir, stopBundler } from "../build.ts";
 import { createUser, sql, stack } from "../../test_support/stack.ts";
 import type { Tracker, TrackerError, TrackerOptions } from "../src/mod.ts";
@@ -93,18 +94,7 @@ function serveSite(): { origin: string; close: () => Promise<void> } {
 export async function startBrowser(): Promise<Harness> {
   await buildBundles();
   const site = serveSite();
-  const browser = await chromium.launch({
-    executablePath: "/usr/bin/chromium",
-    args: [
-      "--headless",
-      "--no-sandbox",
-      "--disable-gpu",
-      "--disable-background-networking",
-      "--disable-component-update",
-      "--disable-sync",
-      "--no-first-run",
-    ],
-  });
+  const browser = await launchChromium();
   const context = await browser.newContext();
   const requests: TrackRequest[] = [];
   context.on("request", (request: Request) => {

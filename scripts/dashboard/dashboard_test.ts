@@ -14,7 +14,7 @@
  * @module
  */
 import assert from "node:assert/strict";
-import { chromium } from "playwright-core";
+import { launchChromium } from "../../test_support/chromium.ts";
 import type postgres from "postgres";
 import {
   createUser,
@@ -408,18 +408,7 @@ integrationTest("the page and its script are served, other paths and methods are
 
 integrationTest("the page signs in and draws every chart with data, offline", async () => {
   await seed();
-  const browser = await chromium.launch({
-    executablePath: "/usr/bin/chromium",
-    args: [
-      "--headless",
-      "--no-sandbox",
-      "--disable-gpu",
-      "--disable-background-networking",
-      "--disable-component-update",
-      "--disable-sync",
-      "--no-first-run",
-    ],
-  });
+  const browser = await launchChromium();
   try {
     const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
     const origin = new URL(dashboardUrl).origin;

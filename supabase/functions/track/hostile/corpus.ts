@@ -21,6 +21,7 @@
  *
  * @module
  */
+import { USER_SPECIFIC_EVENT_TYPES } from "../../_shared/event_types.ts";
 
 /** A piece of a body: text, text repeated `times` times, or raw bytes. */
 export type Part = string | { repeat: string; times: number } | { base64: string };
@@ -1678,18 +1679,7 @@ function time(c: CorpusBuilder): void {
 }
 
 function principal(c: CorpusBuilder): void {
-  const userSpecific = [
-    "like",
-    "interest",
-    "review",
-    "comment",
-    "profile_update",
-    "follow",
-    "unfollow",
-    "attendance",
-    "streaming_top",
-    "streaming_recent",
-  ];
+  const userSpecific = USER_SPECIFIC_EVENT_TYPES;
   userSpecific.forEach((eventType, i) => {
     c.typed(
       "principal",
