@@ -63,7 +63,10 @@ ensure_npm_packages() {
     return 0
   fi
   log "installing npm packages (deno, supabase CLI)"
-  (cd "$ROOT" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+  # `npm install`, not `npm ci`: the lock records only this platform's binary
+  # of each optional per-platform package, which npm ci then calls out of sync.
+  # npm install follows the lock and leaves it as it is.
+  (cd "$ROOT" && npm install --no-audit --no-fund --loglevel=error >/dev/null)
 }
 
 ensure_installed() {
