@@ -183,7 +183,8 @@ async function drive(): Promise<void> {
   let next = 0;
   const worker = async () => {
     while (next < visitors) {
-      events += await visitor(next++);
+      const sent = await visitor(next++);
+      events += sent;
       progress(++done, visitors, events);
     }
   };
