@@ -1,0 +1,331 @@
+/**
+ * Turns the benchmark's measurements into its verdicts and its terminal
+ * report: the best of each path per batch size, the ratios between them, and
+ * the issue's targets met or missed.
+ *
+ * @example
+ * ```ts
+ * const summary = summarize(cells, validation, soak);
+ * console.log(formatReport(cells, summary));
+ * ```
+ *
+ * @module
+ */
+import type { CpuUsage } from "./processes.ts";
+import type { LatencySummary } from "./stats.ts";
+import type { ValidationCost } from "./validation_cost.ts";
+
+/** The path a measurement exercised. */
+export type PathName = "copy" | "copy-bulk" | "http" | "http-rate" | "naive" | "soak";
+
+/** One measurement: a path at one batch size and one concurrency (or rate). */
+export interface Cell {
+  path: PathName;
+  batch: number;
+  /** Clients sending at once (closed loop), or the cap on requests in flight (open loop). */
+  concurrency: number;
+  /** Requests per second asked for, in an open-loop run. */
+  targetRate?: number;
+  requests: number;
+  events: number;
+  wallSeconds: number;
+  eventsPerSecond: number;
+  requestsPerSecond: number;
+  latencyMs: LatencySummary;
+  cpuSeconds: CpuUsage;
+  /** CPU microseconds per stored event, by process group. */
+  cpuMicrosPerEvent: { function: number; gateway: number; postgres: number; loadGenerator: number };
+  functionRssMaxMiB: number;
+  errors: number;
+  statuses?: Record<string, number>;
+  failures: string[];
+}
+
+/** The function processes' memory over the sustained-load phase. */
+export interface SoakResult {
+  seconds: number;
+  eventsPerSecond: number;
+  latencyMs: LatencySummary;
+  errors: number;
+  /** Mean RSS over the first and last fifth of the run (after a warm-up tenth), MiB. */
+  startMiB: number;
+  endMiB: number;
+  maxMiB: number;
+  /** Least-squares growth over the second half of the run. */
+  slopeMiBPerMinute: number;
+  samples: Array<{ t: number; functionMiB: number; gatewayMiB: number }>;
+  /** Checkpoints Postgres made during the run. */
+  checkpoints: number;
+  /** Latency of the requests answered in each 10-second window. */
+  latencyWindows: Array<{ t: number; requests: number } & LatencySummary>;
+}
+
+/** One issue target and how the run fared against it. */
+export interface Target {
+  name: string;
+  goal: string;
+  measured: string;
+  met: boolean | null;
+}
+
+/** The best of each path at one batch size, and their ratios. */
+export interface BatchSummary {
+  batch: number;
+  copy?: { eventsPerSecond: number; concurrency: number };
+  http?: {
+    eventsPerSecond: number;
+    concurrency: number;
+    p99: number;
+    functionMicrosPerEvent: number;
+    gatewayMicrosPerEvent: number;
+    postgresMicrosPerEvent: number;
+  };
+  httpOverCopy?: number;
+  /**
+   * Postgres CPU per event of (a) over that of (b): the ratio (b)/(a) would
+   * approach if Postgres had its cores to itself (functions on other machines).
+   */
+  postgresBoundRatio?: number;
+  httpOverBulkCopy?: number;
+  httpOverNaive?: number;
+}
+
+/** Everything the verdict rests on. */
+export interface Summary {
+  perBatch: BatchSummary[];
+  bulkCopy?: number;
+  naive?: { eventsPerSecond: number; concurrency: number };
+  rate?: Cell;
+  zod?: {
+    batch: number;
+    validateMicros: number;
+    /** Of the function processes' CPU per event. */
+    ofFunction: number;
+    /** Of all Deno CPU per event: the function processes and the gateway. */
+    ofDeno: number;
+    /** Of all CPU serving the request: Deno and Postgres. */
+    ofRequest: number;
+  }[];
+  targets: Target[];
+}
+
+/** The cell with the highest throughput among those that stored anything. */
+function best(cells: Cell[]): Cell | undefined {
+  return cells.filter((c) => c.events > 0).reduce<Cell | undefined>(
+    (top, c) => (!top || c.eventsPerSecond > top.eventsPerSecond ? c : top),
+    undefined,
+  );
+}
+
+const fmt = (n: number | undefined, digits = 0) =>
+  n === undefined || !Number.isFinite(n) ? "-" : n.toLocaleString("en-US", {
+    maximumFractionDigits: digits,
+    minimumFractionDigits: digits,
+  });
+
+/** Reduces the cells to the best of each path per batch size and checks the targets. */
+export function summarize(
+  cells: Cell[],
+  validation: ValidationCost | undefined,
+  soak: SoakResult | undefined,
+): Summary {
+  const bulk = best(cells.filter((c) => c.path === "copy-bulk"));
+  const naive = best(cells.filter((c) => c.path === "naive"));
+  const batches = [...new Set(cells.filter((c) => c.path === "http").map((c) => c.batch))]
+    .sort((a, b) => a - b);
+  const perBatch = batches.map((batch): BatchSummary => {
+    const copy = best(cells.filter((c) => c.path === "copy" && c.batch === batch));
+    const http = best(cells.filter((c) => c.path === "http" && c.batch === batch));
+    return {
+      batch,
+      copy: copy && { eventsPerSecond: copy.eventsPerSecond, concurrency: copy.concurrency },
+      http: http && {
+        eventsPerSecond: http.eventsPerSecond,
+        concurrency: http.concurrency,
+        p99: http.latencyMs.p99,
+        functionMicrosPerEvent: http.cpuMicrosPerEvent.function,
+        gatewayMicrosPerEvent: http.cpuMicrosPerEvent.gateway,
+        postgresMicrosPerEvent: http.cpuMicrosPerEvent.postgres,
+      },
+      httpOverCopy: http && copy ? http.eventsPerSecond / copy.eventsPerSecond : undefined,
+      postgresBoundRatio: http && copy
+        ? copy.cpuMicrosPerEvent.postgres / http.cpuMicrosPerEvent.postgres
+        : undefined,
+      httpOverBulkCopy: http && bulk ? http.eventsPerSecond / bulk.eventsPerSecond : undefined,
+      httpOverNaive: http && naive ? http.eventsPerSecond / naive.eventsPerSecond : undefined,
+    };
+  });
+  const rate = cells.find((c) => c.path === "http-rate");
+  const large = perBatch.filter((b) => b.batch >= 100 && b.batch <= 500);
+  const zod = validation
+    ? large.filter((b) => b.http).map((b) => {
+      const { functionMicrosPerEvent: fn, gatewayMicrosPerEvent: gw, postgresMicrosPerEvent: pg } =
+        b.http!;
+      const v = validation.validateEventMicros;
+      return {
+        batch: b.batch,
+        validateMicros: v,
+        ofFunction: v / fn,
+        ofDeno: v / (fn + gw),
+        ofRequest: v / (fn + gw + pg),
+      };
+    })
+    : undefined;
+
+  const targets: Target[] = [];
+  const ratios = large.filter((b) => b.httpOverCopy !== undefined);
+  targets.push({
+    name: "(b) / (a) at batch 100-500",
+    goal: ">= 0.80",
+    measured: ratios.length
+      ? ratios.map((b) => `${fmt(b.httpOverCopy, 2)} @${b.batch}`).join(", ")
+      : "not measured",
+    met: ratios.length ? ratios.every((b) => b.httpOverCopy! >= 0.8) : null,
+  });
+  targets.push({
+    name: "p99 at batch 100, half of max throughput",
+    goal: "<= 50 ms",
+    measured: rate
+      ? `${fmt(rate.latencyMs.p99, 1)} ms at ${fmt(rate.eventsPerSecond)} events/s`
+      : "not measured",
+    met: rate ? rate.latencyMs.p99 <= 50 && rate.errors === 0 : null,
+  });
+  const naiveRatios = large.filter((b) => b.httpOverNaive !== undefined);
+  targets.push({
+    name: "(b) / (c) at batch 100-500",
+    goal: ">= 20",
+    measured: naiveRatios.length
+      ? naiveRatios.map((b) => `${fmt(b.httpOverNaive, 1)} @${b.batch}`).join(", ")
+      : "not measured",
+    met: naiveRatios.length ? naiveRatios.every((b) => b.httpOverNaive! >= 20) : null,
+  });
+  targets.push({
+    name: "zod share of Deno CPU (function + gateway)",
+    goal: "<= 5%",
+    measured: zod?.length
+      ? zod.map((z) =>
+        `${fmt(z.ofDeno * 100, 1)}% @${z.batch} (function alone ${fmt(z.ofFunction * 100, 1)}%)`
+      ).join(", ")
+      : "not measured",
+    met: zod?.length ? zod.every((z) => z.ofDeno <= 0.05) : null,
+  });
+  const growth = soak ? (soak.endMiB - soak.startMiB) / soak.startMiB : undefined;
+  targets.push({
+    name: "function RSS under sustained load",
+    goal: "flat (< 10% growth, < 2 MiB/min)",
+    measured: soak
+      ? `${fmt(soak.startMiB, 1)} -> ${fmt(soak.endMiB, 1)} MiB over ${soak.seconds} s (${
+        fmt(soak.slopeMiBPerMinute, 2)
+      } MiB/min)`
+      : "not measured (use --soak 300)",
+    met: soak ? Math.abs(growth!) < 0.1 && soak.slopeMiBPerMinute < 2 : null,
+  });
+  return {
+    perBatch,
+    bulkCopy: bulk?.eventsPerSecond,
+    naive: naive && { eventsPerSecond: naive.eventsPerSecond, concurrency: naive.concurrency },
+    rate,
+    zod,
+    targets,
+  };
+}
+
+/** A plain-text table: the first `left` columns aligned left, numbers to the right. */
+function table(header: string[], rows: string[][], left = 2): string {
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
+  const line = (cells: string[]) =>
+    cells.map((c, i) => (i < left ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join("  ");
+  return [line(header), widths.map((w) => "-".repeat(w)).join("  "), ...rows.map(line)].join("\n");
+}
+
+const pathLabel: Record<PathName, string> = {
+  "copy": "(a) COPY",
+  "copy-bulk": "(a) COPY bulk",
+  "http": "(b) HTTP",
+  "http-rate": "(b) HTTP rate",
+  "naive": "(c) naive",
+  "soak": "(b) soak",
+};
+
+/** The terminal report: every measurement, then the summary and the targets. */
+export function formatReport(cells: Cell[], summary: Summary): string {
+  const rows = cells.map((c) => [
+    pathLabel[c.path],
+    c.targetRate ? `${fmt(c.batch)} @${fmt(c.targetRate)}/s` : `${fmt(c.batch)} x${c.concurrency}`,
+    fmt(c.eventsPerSecond),
+    fmt(c.requestsPerSecond),
+    fmt(c.latencyMs.p50, 1),
+    fmt(c.latencyMs.p95, 1),
+    fmt(c.latencyMs.p99, 1),
+    c.path.startsWith("http") || c.path === "soak" ? fmt(c.cpuMicrosPerEvent.function, 1) : "-",
+    c.path.startsWith("http") || c.path === "soak" ? fmt(c.cpuMicrosPerEvent.gateway, 1) : "-",
+    fmt(c.cpuMicrosPerEvent.postgres, 1),
+    fmt(c.cpuMicrosPerEvent.loadGenerator, 1),
+    fmt(c.cpuSeconds.machineBusy * 100),
+    fmt(c.cpuSeconds.background * 100),
+    c.path.startsWith("http") || c.path === "soak" ? fmt(c.functionRssMaxMiB) : "-",
+    fmt(c.errors),
+  ]);
+  const out: string[] = [];
+  out.push(
+    table([
+      "path",
+      "batch x conc",
+      "events/s",
+      "req/s",
+      "p50 ms",
+      "p95 ms",
+      "p99 ms",
+      "fn µs/ev",
+      "gw µs/ev",
+      "pg µs/ev",
+      "gen µs/ev",
+      "cpu %",
+      "bg %",
+      "fn MiB",
+      "errors",
+    ], rows),
+  );
+  out.push("");
+  out.push(table(
+    [
+      "batch",
+      "best of",
+      "(a) COPY ev/s",
+      "(b) HTTP ev/s",
+      "(b)/(a)",
+      "pg-bound",
+      "(b)/bulk",
+      "(b)/(c)",
+    ],
+    summary.perBatch.map((b) => [
+      String(b.batch),
+      `a x${b.copy?.concurrency ?? "-"}, b x${b.http?.concurrency ?? "-"}`,
+      fmt(b.copy?.eventsPerSecond),
+      fmt(b.http?.eventsPerSecond),
+      fmt(b.httpOverCopy, 2),
+      fmt(b.postgresBoundRatio, 2),
+      fmt(b.httpOverBulkCopy, 2),
+      fmt(b.httpOverNaive, 1),
+    ]),
+  ));
+  out.push(
+    `bulk COPY (one transaction): ${fmt(summary.bulkCopy)} events/s; naive per-row inserts: ${
+      fmt(summary.naive?.eventsPerSecond)
+    } events/s (x${summary.naive?.concurrency ?? "-"})`,
+    "pg-bound: Postgres CPU per event of (a) / of (b), the (b)/(a) to expect when Postgres " +
+      "has its cores to itself",
+  );
+  out.push("");
+  out.push(table(
+    ["target", "goal", "measured", "met"],
+    summary.targets.map((t) => [
+      t.name,
+      t.goal,
+      t.measured,
+      t.met === null ? "n/a" : t.met ? "yes" : "NO",
+    ]),
+    4,
+  ));
+  return out.join("\n");
+}
