@@ -177,7 +177,7 @@ if (busyBefore > 0.15) {
   say(`bench: warning: the machine was ${fmt(busyBefore * 100)}% busy before the run started`);
 }
 if (watched.functionPids.length === 0) {
-  say("bench: no track function process found (restart the gateway: scripts/stack down && up)");
+  say(`bench: the gateway (pid ${gatewayPid}) serves no track function process`);
   Deno.exit(2);
 }
 
@@ -468,8 +468,10 @@ if (plan.soakSeconds > 0) {
       fromHttp(await openLoop(trackUrl, stack.anonKey, next, rate, plan.soakSeconds * 1000, 64)),
     { targetRate: rate, rssIntervalMs: 1000, retry: false },
   );
-  const settled = rss.filter((s) => s.t >= plan.soakSeconds * 0.1);
-  const fifth = Math.max(1, Math.floor(settled.length / 5));
+  // Quarters of the run: the first shows the warm-up (the V8 heap sizing itself
+  // to the load); a leak shows as growth from the third to the last.
+  const quarter = (q: number) =>
+    rss.filter((s) => s.t >= (plan.soakSeconds * q) / 4 && s.t < (plan.soakSeconds * (q + 1)) / 4);
   const mean = (xs: typeof rss) => xs.reduce((sum, s) => sum + s.functionMiB, 0) / xs.length;
   const secondHalf = rss.filter((s) => s.t >= plan.soakSeconds / 2);
   soak = {
@@ -477,8 +479,9 @@ if (plan.soakSeconds > 0) {
     eventsPerSecond: cell.eventsPerSecond,
     latencyMs: cell.latencyMs,
     errors: cell.errors,
-    startMiB: mean(settled.slice(0, fifth)),
-    endMiB: mean(settled.slice(-fifth)),
+    firstQuarterMiB: mean(quarter(0)),
+    thirdQuarterMiB: mean(quarter(2)),
+    lastQuarterMiB: mean(quarter(3)),
     maxMiB: Math.max(...rss.map((s) => s.functionMiB)),
     slopeMiBPerMinute: slope(secondHalf.map((s) => ({ x: s.t / 60, y: s.functionMiB }))),
     samples: rss,
@@ -530,9 +533,11 @@ if (soak) {
   console.log(
     `soak: ${soak.seconds} s at ${fmt(soak.eventsPerSecond)} events/s, p99 ${
       fmt(soak.latencyMs.p99, 1)
-    } ms, function RSS ${fmt(soak.startMiB, 1)} -> ${fmt(soak.endMiB, 1)} MiB (max ${
-      fmt(soak.maxMiB, 1)
-    }, ${fmt(soak.slopeMiBPerMinute, 2)} MiB/min over the second half), ${soak.errors} errors`,
+    } ms, function RSS by quarter ${fmt(soak.firstQuarterMiB, 1)}, ${
+      fmt(soak.thirdQuarterMiB, 1)
+    } -> ${fmt(soak.lastQuarterMiB, 1)} MiB (max ${fmt(soak.maxMiB, 1)}, ${
+      fmt(soak.slopeMiBPerMinute, 2)
+    } MiB/min over the second half), ${soak.errors} errors`,
   );
   const worst = soak.latencyWindows.reduce((a, b) => (b.p99 > a.p99 ? b : a));
   const p99s = soak.latencyWindows.map((w) => w.p99).sort((a, b) => a - b);
