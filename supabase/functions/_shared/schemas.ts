@@ -94,9 +94,12 @@ const between = (min: number, max: number) => z.number().check(z.gte(min), z.lte
  * The guide's metadata fields per entity type. Every listed field is
  * type-checked; `artist_name` (artist), `venue_name` (venue) and `rating`
  * (review) are required; keys the guide does not list are kept as sent.
+ * These schemas only check: {@link validateEvent} stores the metadata it was
+ * given, so plain `z.object`s serve (they skip the pass over unlisted keys
+ * that a loose object makes to copy them).
  */
 const metadataByEntityType = {
-  event: z.looseObject({
+  event: z.object({
     artist_name: text,
     venue_name: text,
     event_date: calendarDate,
@@ -108,7 +111,7 @@ const metadataByEntityType = {
     ticket_price: amount,
     currency: text,
   }),
-  artist: z.looseObject({
+  artist: z.object({
     artist_name: requiredName,
     genres: names,
     popularity_score: z.optional(between(0, 100)),
@@ -117,16 +120,16 @@ const metadataByEntityType = {
     follower_count: count,
     verified: flag,
   }),
-  venue: z.looseObject({
+  venue: z.object({
     venue_name: requiredName,
     venue_city: text,
     venue_state: text,
     venue_country: text,
     capacity: count,
     venue_type: text,
-    coordinates: z.optional(z.looseObject({ lat: between(-90, 90), lng: between(-180, 180) })),
+    coordinates: z.optional(z.object({ lat: between(-90, 90), lng: between(-180, 180) })),
   }),
-  review: z.looseObject({
+  review: z.object({
     rating: z.number(requiredField).check(z.gte(1), z.lte(5)),
     review_text: text,
     likes_count: count,
@@ -135,7 +138,7 @@ const metadataByEntityType = {
     sentiment: text,
     language: text,
   }),
-  user: z.looseObject({
+  user: z.object({
     user_name: text,
     location: text,
     preferences: z.optional(
@@ -144,10 +147,10 @@ const metadataByEntityType = {
       }),
     ),
   }),
-  profile: z.looseObject({ profile_type: text, verification_status: text }),
-  view: z.looseObject({ page_name: text, duration: amount, scroll_depth: amount }),
-  form: z.looseObject({ form_type: text, success: flag, field_count: count }),
-  ticket_link: z.looseObject({
+  profile: z.object({ profile_type: text, verification_status: text }),
+  view: z.object({ page_name: text, duration: amount, scroll_depth: amount }),
+  form: z.object({ form_type: text, success: flag, field_count: count }),
+  ticket_link: z.object({
     price: amount,
     currency: text,
     vendor: text,
@@ -155,13 +158,13 @@ const metadataByEntityType = {
     fees: amount,
     url: text,
   }),
-  song: z.looseObject({ song_name: text, artist_names: names, duration_ms: count }),
-  album: z.looseObject({ album_name: text, artist_name: text, release_date: releaseDate }),
-  playlist: z.looseObject({ playlist_name: text, track_count: count, genres: names }),
+  song: z.object({ song_name: text, artist_names: names, duration_ms: count }),
+  album: z.object({ album_name: text, artist_name: text, release_date: releaseDate }),
+  playlist: z.object({ playlist_name: text, track_count: count, genres: names }),
 } satisfies Record<EntityType, z.ZodMiniType>;
 
 /** Metadata of a `search` event, whatever it searched for. */
-const searchMetadata = z.looseObject({ query: text, results_count: count, filters: names });
+const searchMetadata = z.object({ query: text, results_count: count, filters: names });
 
 /**
  * A search is about a list of results, not one entity: it is checked against
@@ -174,13 +177,30 @@ const searchMetadataByEntityType = Object.fromEntries(
 
 const encoder = new TextEncoder();
 
-const metadataObject = z.record(z.string(), z.unknown(), { error: "must be a JSON object" })
-  .check(
-    z.refine(
-      (metadata) => encoder.encode(JSON.stringify(metadata)).length <= MAX_METADATA_BYTES,
-      `must be at most ${MAX_METADATA_BYTES} bytes as JSON`,
-    ),
-  );
+/** A plain object (not an array, a Date or a class instance), from any realm. */
+function isJsonObject(value: unknown): value is Record<string, unknown> {
+  if (typeof value !== "object" || value === null || Array.isArray(value)) return false;
+  const prototype = Object.getPrototypeOf(value);
+  return prototype === null || Object.getPrototypeOf(prototype) === null;
+}
+
+/** Whether `value` serializes to at most `max` bytes of UTF-8 JSON. */
+function jsonBytesAtMost(value: unknown, max: number): boolean {
+  const json = JSON.stringify(value);
+  // A UTF-16 unit takes one to three bytes: encode only when that cannot tell.
+  if (json.length > max) return false;
+  if (json.length * 3 <= max) return true;
+  return encoder.encode(json).length <= max;
+}
+
+const metadataObject = z.custom<Record<string, unknown>>(isJsonObject, {
+  error: "must be a JSON object",
+}).check(
+  z.refine(
+    (metadata) => jsonBytesAtMost(metadata, MAX_METADATA_BYTES),
+    `must be at most ${MAX_METADATA_BYTES} bytes as JSON`,
+  ),
+);
 
 // --- strings Postgres can store ------------------------------------------------
 
@@ -194,7 +214,8 @@ interface Unstorable {
  * Walks a JSON value without recursion (it may be nested thousands of levels)
  * and reports every string, key or value, that Postgres cannot store: one
  * holding `\u0000` or a lone UTF-16 surrogate, and every number JSON parsing
- * turned into Infinity (`1e400`), which would be stored as null. It also
+ * turned into Infinity (`1e400`), which would be stored as null (and every
+ * bigint, which JSON cannot hold). It also
  * reports nesting deeper than `maxDepth` levels. Reports stop at
  * {@link MAX_ERRORS_PER_EVENT}.
  */
@@ -203,17 +224,20 @@ function unstorableParts(root: unknown, maxDepth: number): Unstorable[] {
   const stack: Array<{ value: unknown; path: PropertyKey[]; depth: number }> = [
     { value: root, path: [], depth: 0 },
   ];
-  const unstorable = (s: string) => s.includes("\u0000") || !s.isWellFormed();
   while (stack.length > 0 && found.length < MAX_ERRORS_PER_EVENT) {
     const { value, path, depth } = stack.pop()!;
     if (typeof value === "string") {
-      if (unstorable(value)) {
+      if (!storableString(value)) {
         found.push({ path, message: "must not contain \\u0000 or an unpaired surrogate" });
       }
       continue;
     }
     if (typeof value === "number") {
       if (!Number.isFinite(value)) found.push({ path, message: "must be a finite number" });
+      continue;
+    }
+    if (typeof value === "bigint") {
+      found.push({ path, message: "must be a JSON number, not a bigint" });
       continue;
     }
     if (typeof value !== "object" || value === null) continue;
@@ -224,7 +248,7 @@ function unstorableParts(root: unknown, maxDepth: number): Unstorable[] {
     const isArray = Array.isArray(value);
     for (const [key, child] of Object.entries(value)) {
       const childPath = [...path, isArray ? Number(key) : key];
-      if (!isArray && unstorable(key)) {
+      if (!isArray && !storableString(key)) {
         found.push({
           path: childPath,
           message: "key must not contain \\u0000 or an unpaired surrogate",
@@ -251,9 +275,46 @@ function formatPath(path: ReadonlyArray<PropertyKey>): string {
     .join(".");
 }
 
+/** Whether Postgres can store a string: no `\u0000`, no lone surrogate. */
+function storableString(s: string): boolean {
+  return !s.includes("\u0000") && s.isWellFormed();
+}
+
+/**
+ * The quick yes of {@link unstorableParts}, for the common case: whether
+ * every string and number in `value` is storable and it nests at most
+ * `levels` levels. The recursion is bounded by `levels`.
+ */
+function allStorable(value: unknown, levels: number): boolean {
+  switch (typeof value) {
+    case "string":
+      return storableString(value);
+    case "number":
+      return Number.isFinite(value);
+    case "bigint":
+      return false;
+    case "object":
+      break;
+    default:
+      return true;
+  }
+  if (value === null) return true;
+  if (levels === 0) return false;
+  if (Array.isArray(value)) {
+    for (const child of value) if (!allStorable(child, levels - 1)) return false;
+    return true;
+  }
+  for (const key of Object.keys(value)) {
+    const child = (value as Record<string, unknown>)[key];
+    if (!storableString(key) || !allStorable(child, levels - 1)) return false;
+  }
+  return true;
+}
+
 /** Every string storable, and no deeper than the metadata may go (the event is level 1). */
 const storable = z.unknown().check(
   z.superRefine((value, context) => {
+    if (allStorable(value, MAX_METADATA_DEPTH + 1)) return;
     for (const { path, message } of unstorableParts(value, MAX_METADATA_DEPTH + 1)) {
       context.addIssue({ code: "custom", input: value, message, path });
     }
@@ -261,6 +322,10 @@ const storable = z.unknown().check(
 );
 
 // --- the event ----------------------------------------------------------------
+
+/** Unicode's control characters (category Cc), as a plain range: faster than `\p{Cc}`. */
+// deno-lint-ignore no-control-regex -- matching control characters is the point
+const controlCharacter = /[\u0000-\u001F\u007F-\u009F]/;
 
 const eventFields = z.object({
   eventId: z.optional(z.uuid()),
@@ -271,7 +336,7 @@ const eventFields = z.object({
   entityId: z.string(requiredField).check(
     z.minLength(1),
     z.maxLength(MAX_ENTITY_ID_LENGTH),
-    z.refine((id) => !/\p{Cc}/u.test(id), "must not contain control characters"),
+    z.refine((id) => !controlCharacter.test(id), "must not contain control characters"),
   ),
   metadata: z.optional(metadataObject),
   timestamp: z.optional(isoDateTime),
