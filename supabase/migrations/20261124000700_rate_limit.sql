@@ -96,6 +96,7 @@ declare
   v_requests_at timestamptz;
   v_events_at timestamptz;
   v_overshoot interval;
+  v_now timestamptz;
 begin
   if p_key is null or p_events is null or p_events < 0 or p_now is null
     or coalesce(p_requests_per_minute, 0) < 1 or coalesce(p_events_per_minute, 0) < 1 then
@@ -114,8 +115,12 @@ begin
   -- missing. The loop covers a row deleted as expired between the two steps.
   loop
     select greatest(r.requests_recovered_at, p_now) + v_request_cost,
-      greatest(r.events_recovered_at, p_now) + v_events_cost
-    into v_requests_at, v_events_at
+      greatest(r.events_recovered_at, p_now) + v_events_cost,
+      -- No earlier than the last charge, which is at most a period before
+      -- its recovery: a call whose transaction started before a charge it
+      -- then queued behind must not count the difference into its wait.
+      greatest(p_now, greatest(r.requests_recovered_at, r.events_recovered_at) - v_period)
+    into v_requests_at, v_events_at, v_now
     from public.rate_limits r
     where r.key = p_key
     for update;
@@ -126,7 +131,7 @@ begin
   end loop;
 
   -- How far past one period of allowance the request would reach.
-  v_overshoot := greatest(v_requests_at, v_events_at) - p_now - v_period;
+  v_overshoot := greatest(v_requests_at, v_events_at) - v_now - v_period;
   allowed := v_overshoot <= interval '0';
   if allowed then
     update public.rate_limits r
