@@ -4,7 +4,7 @@
 -- who may call it, and the track function's statement, in which a refusal
 -- keeps public.ingest_interactions from running at all.
 begin;
-select plan(54);
+select plan(56);
 
 -- Names for the random keys of this run.
 create temp table keys (name text primary key, key text not null);
@@ -137,6 +137,14 @@ select is(
 select is(pg_temp.consume('burst', 1, 3, 1000, 100), 'allowed', 'burst 2 of 3');
 select is(pg_temp.consume('burst', 1, 3, 1000, 100), 'allowed', 'burst 3 of 3');
 select is(pg_temp.consume('burst', 1, 3, 1000, 100), 'refused, retry after 20 s', 'and no fourth');
+select is(
+  pg_temp.consume('burst', 1, 3, 1000, 99.5), 'refused, retry after 20 s',
+  'a call whose transaction started before the last charge (it queued behind it) waits no longer'
+);
+select is(
+  pg_temp.consume('burst', 1, 3, 1000, 100.5), 'refused, retry after 20 s',
+  'one arriving half a second after it waits the rest of the slot, rounded up'
+);
 
 select is(
   (
