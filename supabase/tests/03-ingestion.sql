@@ -29,8 +29,7 @@ language sql
 as $$ select 'visitor-' || pg_temp.id(p_name) $$;
 
 -- One event as the track function passes it, happening p_offset after
--- 10:00 and received at 12:00, with some of its fields replaced: written with
--- named fields, passed as the array of values p_events takes.
+-- 10:00 and received at 12:00, with some of its fields replaced.
 create function pg_temp.ev(
   p_index integer,
   p_event text,
@@ -42,8 +41,7 @@ create function pg_temp.ev(
 ) returns jsonb
 language sql
 as $$
-  select jsonb_agg(e.fields -> c.name order by c.position)
-  from (select jsonb_build_object(
+  select jsonb_build_object(
     'index', p_index,
     'event_id', pg_temp.named(p_event),
     'session_id', case when p_session is not null then pg_temp.named(p_session) end,
@@ -55,11 +53,7 @@ as $$
     'occurred_at', timestamptz '2026-11-24T10:00:00Z' + p_offset,
     'client_timestamp', timestamptz '2026-11-24T10:00:00Z' + p_offset,
     'received_at', timestamptz '2026-11-24T12:00:00Z'
-  ) || p_changes) as e (fields)
-  cross join unnest(array[
-    'index', 'event_id', 'session_id', 'anonymous_id', 'event_type', 'entity_type', 'entity_id',
-    'metadata', 'occurred_at', 'client_timestamp', 'received_at'
-  ]) with ordinality as c (name, position)
+  ) || p_changes
 $$;
 
 create temp table outcomes (

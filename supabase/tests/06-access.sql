@@ -38,19 +38,18 @@ create function pg_temp.ev(
 ) returns jsonb
 language sql
 as $$
-  -- The values in the order p_events takes them.
-  select jsonb_build_array(
-    p_index,
-    pg_temp.id(p_event),
-    pg_temp.id(p_session),
-    p_visitor,
-    p_event_type,
-    'artist',
-    'artist-456',
-    '{"artist_name": "The Weeknd"}'::jsonb,
-    '1998-06-15T10:00:00Z',
-    null,
-    '1998-06-15T10:00:01Z'
+  select jsonb_build_object(
+    'index', p_index,
+    'event_id', pg_temp.id(p_event),
+    'session_id', pg_temp.id(p_session),
+    'anonymous_id', p_visitor,
+    'event_type', p_event_type,
+    'entity_type', 'artist',
+    'entity_id', 'artist-456',
+    'metadata', '{"artist_name": "The Weeknd"}'::jsonb,
+    'occurred_at', '1998-06-15T10:00:00Z',
+    'client_timestamp', null,
+    'received_at', '1998-06-15T10:00:01Z'
   )
 $$;
 

@@ -71,19 +71,18 @@ create function pg_temp.ev(
 ) returns jsonb
 language sql
 as $$
-  -- The values in the order p_events takes them.
-  select jsonb_build_array(
-    p_index,
-    pg_temp.id(p_event),
-    pg_temp.id(p_session),
-    p_visitor,
-    p_event_type,
-    'event',
-    pg_temp.entity(p_entity),
-    '{}'::jsonb,
-    '1931-02-03T' || p_at || 'Z',
-    null,
-    '1931-02-03T23:59:59Z'
+  select jsonb_build_object(
+    'index', p_index,
+    'event_id', pg_temp.id(p_event),
+    'session_id', pg_temp.id(p_session),
+    'anonymous_id', p_visitor,
+    'event_type', p_event_type,
+    'entity_type', 'event',
+    'entity_id', pg_temp.entity(p_entity),
+    'metadata', '{}'::jsonb,
+    'occurred_at', '1931-02-03T' || p_at || 'Z',
+    'client_timestamp', null,
+    'received_at', '1931-02-03T23:59:59Z'
   )
 $$;
 

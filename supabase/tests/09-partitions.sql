@@ -82,19 +82,18 @@ create function pg_temp.ev(
 ) returns jsonb
 language sql
 as $$
-  -- The values in the order p_events takes them.
-  select jsonb_build_array(
-    p_index,
-    pg_temp.named(p_event),
-    case when p_session is not null then pg_temp.named(p_session) end,
-    'visitor-' || pg_temp.id('visitor'),
-    p_event_type,
-    'artist',
-    'artist-456',
-    '{"artist_name": "The Weeknd"}'::jsonb,
-    p_occurred_at,
-    null,
-    coalesce(p_received_at, p_occurred_at + interval '1 second')
+  select jsonb_build_object(
+    'index', p_index,
+    'event_id', pg_temp.named(p_event),
+    'session_id', case when p_session is not null then pg_temp.named(p_session) end,
+    'anonymous_id', 'visitor-' || pg_temp.id('visitor'),
+    'event_type', p_event_type,
+    'entity_type', 'artist',
+    'entity_id', 'artist-456',
+    'metadata', '{"artist_name": "The Weeknd"}'::jsonb,
+    'occurred_at', p_occurred_at,
+    'client_timestamp', null,
+    'received_at', coalesce(p_received_at, p_occurred_at + interval '1 second')
   )
 $$;
 

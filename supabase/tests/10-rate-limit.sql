@@ -275,9 +275,11 @@ as $$
     select *
     from public.ingest_interactions(
       null,
-      jsonb_build_array(jsonb_build_array(
-        0, p_event_id, null, 'rate-limit-visitor', 'view', 'event', 'event-123', '{}'::jsonb,
-        now(), null, now()
+      jsonb_build_array(jsonb_build_object(
+        'index', 0, 'event_id', p_event_id, 'session_id', null,
+        'anonymous_id', 'rate-limit-visitor', 'event_type', 'view', 'entity_type', 'event',
+        'entity_id', 'event-123', 'metadata', '{}'::jsonb, 'occurred_at', now(),
+        'client_timestamp', null, 'received_at', now()
       )),
       '[{"index": 1, "errors": [{"path": "eventType", "message": "not an event type"}]}]',
       jsonb_build_object('request_id', p_request_id)
