@@ -7,13 +7,13 @@ const base = { eventType: "view", entityType: "event", entityId: "event-123" };
 
 function errorsOf(input: unknown): FieldError[] {
   const result = validateEvent(input);
-  assert.equal(result.ok, false, `expected ${JSON.stringify(input)} to be refused`);
+  assert.equal(result.ok, false, `expected ${Deno.inspect(input)} to be refused`);
   return result.ok ? [] : result.errors;
 }
 
 function accepts(input: unknown): void {
   const result = validateEvent(input);
-  assert.deepEqual(result.ok ? [] : result.errors, [], `expected ${JSON.stringify(input)} to pass`);
+  assert.deepEqual(result.ok ? [] : result.errors, [], `expected ${Deno.inspect(input)} to pass`);
 }
 
 /** The paths of an event's errors, each with a message matching its pattern. */
@@ -123,6 +123,17 @@ Deno.test("metadata must be a JSON object of at most 16 KiB", () => {
     "metadata",
     /at most 16384 bytes/,
   ]]);
+});
+
+Deno.test("metadata built in code: a bigint, a Date or a class instance is refused, not thrown", () => {
+  assertErrors({ ...base, metadata: { count: 10n } }, [[
+    "metadata.count",
+    /must be a JSON number, not a bigint/,
+  ]]);
+  for (const metadata of [new Date(0), new Map(), new (class Point {})()]) {
+    assertErrors({ ...base, metadata }, [["metadata", /must be a JSON object/]]);
+  }
+  accepts({ ...base, metadata: Object.assign(Object.create(null), { query: "jazz" }) });
 });
 
 Deno.test("metadata may nest 32 levels, not 33", () => {
