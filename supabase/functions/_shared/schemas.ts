@@ -342,6 +342,7 @@ const eventFields = z.object({
   timestamp: z.optional(isoDateTime),
 });
 
+/** An object as `z.object` takes one: anything but null and arrays (see {@link isJsonObject}). */
 function isPlainObject(value: unknown): value is Record<string, unknown> {
   return typeof value === "object" && value !== null && !Array.isArray(value);
 }
@@ -351,7 +352,7 @@ const metadataRules = z.superRefine((event: z.output<typeof eventFields>, contex
   const { entityType, eventType } = event;
   // No metadata is an empty one: an artist still needs its name.
   const metadata = event.metadata ?? {};
-  if (!isPlainObject(metadata)) return;
+  if (!isJsonObject(metadata)) return;
   const schemas = eventType === "search"
     ? [searchMetadataByEntityType[entityType], searchMetadata]
     : [metadataByEntityType[entityType]];
@@ -417,7 +418,7 @@ export function validateEvent(
     // `__proto__` (assigning it sets the copy's prototype instead), and the
     // schemas only check metadata, they never change it.
     const metadata = (input as { metadata?: unknown }).metadata;
-    if (isPlainObject(metadata)) result.data.metadata = metadata;
+    if (isJsonObject(metadata)) result.data.metadata = metadata;
     return { ok: true, event: result.data };
   }
   return { ok: false, errors: toFieldErrors(result.error.issues) };
