@@ -74,9 +74,9 @@ export type IngestEvent =
   >
   & { index: number; metadata: Record<string, unknown> };
 
-/** What `public.ingest_interactions` decided for one event. */
+/** What `public.ingest_interactions` decided for one event it did not accept. */
 export type IngestOutcome = Omit<IngestRow, "outcome" | "path" | "reason"> & {
-  outcome: "accepted" | "duplicate" | "rejected";
+  outcome: "duplicate" | "rejected";
   /** The request field a rejection is about ("sessionId", "eventType"...); null otherwise. */
   path: string | null;
   reason: string | null;
@@ -106,9 +106,13 @@ export interface IngestRequest {
   rateLimit?: RateLimitCharge;
 }
 
-/** The outcome of every event, or the rate limit's refusal (then nothing was stored or logged). */
+/**
+ * How many events were stored and the outcome of each one that was not (a
+ * duplicate or a rejection, in index order), or the rate limit's refusal
+ * (then nothing was stored or logged).
+ */
 export type IngestResult =
-  | { allowed: true; outcomes: IngestOutcome[] }
+  | { allowed: true; accepted: number; notAccepted: IngestOutcome[] }
   | { allowed: false; retryAfterSeconds: number };
 
 /**
@@ -209,8 +213,12 @@ function deadline(
  * `public.ingest_interactions`, one statement and one transaction: all of it
  * commits or none. With `rateLimit`, the same statement first charges the
  * request to `public.consume_rate_limit`, and the ingestion does not run at
- * all when that refuses. Returns the outcome of each event or the refusal,
- * or throws a {@link DatabaseError}.
+ * all when that refuses. Returns how many events were accepted and the
+ * outcome of the others, or the refusal, or throws a {@link DatabaseError}.
+ *
+ * Only the events not accepted come back over the wire: the function
+ * answers one row per event, so the accepted ones are the rest, and a batch
+ * of 500 good events costs one row to read instead of 500.
  */
 export async function ingestInteractions(request: IngestRequest): Promise<IngestResult> {
   try {
@@ -243,13 +251,20 @@ async function run(
       ${db.json(request.context as postgres.JSONValue)}::jsonb
     )
   `;
+  const accepted = (notAccepted: IngestOutcome[]): IngestResult => ({
+    allowed: true,
+    accepted: request.events.length - notAccepted.length,
+    notAccepted,
+  });
   const limit = request.rateLimit;
   if (!limit) {
     const query = db<IngestOutcome[]>`
-      select event_index, event_id, outcome, path, reason from ${ingest}
+      select i.event_index, i.event_id, i.outcome, i.path, i.reason
+      from ${ingest} as i
+      where i.outcome <> 'accepted'
     `;
     sent(query);
-    return { allowed: true, outcomes: await query };
+    return accepted(await query);
   }
   // `offset 0` keeps the subquery from being merged into the join: its
   // `where l.allowed` then gates the ingestion (a one-time filter) instead of
@@ -264,17 +279,18 @@ async function run(
     ) as l
     left join lateral (
       select * from ${ingest} as i
-      where l.allowed
+      where l.allowed and i.outcome <> 'accepted'
       offset 0
     ) as r on true
   `;
   sent(query);
   const rows = await query;
   if (!rows[0].allowed) return { allowed: false, retryAfterSeconds: rows[0].retry_after_s };
-  const outcomes = rows
-    .filter((row) => row.event_index !== null)
-    .map(({ event_index, event_id, outcome, path, reason }) =>
-      ({ event_index, event_id, outcome, path, reason }) as IngestOutcome
-    );
-  return { allowed: true, outcomes };
+  return accepted(
+    rows
+      .filter((row) => row.event_index !== null)
+      .map(({ event_index, event_id, outcome, path, reason }) =>
+        ({ event_index, event_id, outcome, path, reason }) as IngestOutcome
+      ),
+  );
 }

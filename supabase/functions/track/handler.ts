@@ -228,26 +228,26 @@ async function track(request: Request, info?: Deno.ServeHandlerInfo): Promise<Ou
 
   if (!stored.allowed) return rateLimited(stored.retryAfterSeconds);
 
-  const result = summarize(stored.outcomes, refused, body.events);
+  const result = summarize(stored.accepted, stored.notAccepted, refused, body.events);
   const status = result.accepted + result.duplicates > 0 ? 200 : 400;
   return { response: jsonResponse(result, status), result };
 }
 
 /** Counts the database's outcomes and lists every refused event, in request order. */
 function summarize(
-  outcomes: IngestOutcome[],
+  accepted: number,
+  notAccepted: IngestOutcome[],
   refused: RejectedEvent[],
   events: ReadonlyArray<{ index: number; event: { eventId?: string } }>,
 ): TrackResult {
-  const clientIds = new Map(events.map(({ index, event }) => [index, event.eventId]));
+  let clientIds: Map<number, string | undefined> | undefined;
   const rejected = [...refused];
-  let accepted = 0;
   let duplicates = 0;
-  for (const { event_index: index, outcome, path, reason } of outcomes) {
-    if (outcome === "accepted") accepted++;
-    else if (outcome === "duplicate") duplicates++;
+  for (const { event_index: index, outcome, path, reason } of notAccepted) {
+    if (outcome === "duplicate") duplicates++;
     else {
       const message = reason ?? "refused by the database";
+      clientIds ??= new Map(events.map(({ index, event }) => [index, event.eventId]));
       const eventId = clientIds.get(index);
       rejected.push({
         index,
