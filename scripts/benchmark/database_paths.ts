@@ -1,11 +1,14 @@
 /**
- * The two reference paths that bypass the `track` function, on the same
- * tables and indexes:
+ * The paths that bypass the `track` function, on the same tables and indexes:
  *
  * - the ceiling: the rows a request would store, loaded with `COPY` straight
  *   into `public.user_interactions`, plus the `public.sessions` upsert they
  *   imply, one transaction per batch (or one for everything, for the bulk
  *   figure);
+ * - the SQL half of our path: the call to `public.ingest_interactions` the
+ *   track function makes for a batch, made here directly, so that what
+ *   Postgres can ingest through it is measured with no HTTP, gateway or
+ *   function process competing for the cores;
  * - the naive path: one `insert` statement per event, each its own
  *   transaction, as a client writing rows one at a time would.
  *
@@ -19,6 +22,8 @@
  * const store = await openStore(dbUrl, 16);
  * const jobs = batches.map((batch) => copyJob(rowsOf(batch.events, batch.visitor, new Date())));
  * const result = await runCopy(store, jobs, 4, 5_000);
+ * const calls = batches.map((batch) => ingestJob(batch.events, batch.visitor, new Date()));
+ * const direct = await runIngest(store, calls, 4, 5_000);
  * ```
  *
  * @module
@@ -210,7 +215,7 @@ export function copyJob(rows: InteractionRow[]): CopyJob {
 
 /** What a database-side run achieved. */
 export interface DbLoadResult {
-  /** Transactions (COPY) or statements (naive). */
+  /** Transactions (COPY, SQL path) or statements (naive). */
   requests: number;
   events: number;
   wallSeconds: number;
@@ -261,11 +266,79 @@ export async function loadWithCopy(store: Store, job: CopyJob): Promise<void> {
 }
 
 /** Runs `concurrency` loaders over `jobs` until `durationMs` has passed or the jobs run out. */
-export async function runCopy(
+export function runCopy(
   store: Store,
   jobs: CopyJob[],
   concurrency: number,
   durationMs: number,
+): Promise<DbLoadResult> {
+  return runJobs(jobs, concurrency, durationMs, (job) => loadWithCopy(store, job));
+}
+
+/** A batch for the SQL path: its caller and `p_events` as the track function would send them. */
+export interface IngestJob {
+  rows: number;
+  userId: string | null;
+  /** `p_events` of `public.ingest_interactions`, as JSON text. */
+  events: string;
+}
+
+/**
+ * Prepares a batch for {@link runIngest}: the events as the track function
+ * hands them to the database once it has validated them (each event's
+ * `occurred_at` is its own `timestamp`, as in {@link rowsOf}).
+ */
+export function ingestJob(events: TrackEvent[], visitor: Visitor, receivedAt: Date): IngestJob {
+  const received = receivedAt.toISOString();
+  return {
+    rows: events.length,
+    userId: visitor.userId ?? null,
+    events: JSON.stringify(events.map((event, index) => ({
+      index,
+      event_id: event.eventId,
+      session_id: event.sessionId,
+      anonymous_id: visitor.userId ? null : event.anonymousId ?? null,
+      event_type: event.eventType,
+      entity_type: event.entityType,
+      entity_id: event.entityId,
+      metadata: event.metadata,
+      occurred_at: event.timestamp,
+      client_timestamp: event.timestamp,
+      received_at: received,
+    }))),
+  };
+}
+
+/**
+ * Stores one batch with the call the track function makes, one statement and
+ * one transaction, and fails unless every event was accepted.
+ */
+export async function loadWithIngest(store: Store, job: IngestJob): Promise<void> {
+  const [{ accepted }] = await store.sql<{ accepted: number }[]>`
+    select count(*)::integer as accepted
+    from public.ingest_interactions(${job.userId}::uuid, ${job.events}::text::jsonb)
+    where outcome = 'accepted'
+  `;
+  if (accepted !== job.rows) {
+    throw new Error(`${job.rows - accepted} of ${job.rows} events were not accepted`);
+  }
+}
+
+/** Runs `concurrency` callers of the ingestion function over `jobs`, like {@link runCopy}. */
+export function runIngest(
+  store: Store,
+  jobs: IngestJob[],
+  concurrency: number,
+  durationMs: number,
+): Promise<DbLoadResult> {
+  return runJobs(jobs, concurrency, durationMs, (job) => loadWithIngest(store, job));
+}
+
+async function runJobs<Job extends { rows: number }>(
+  jobs: Job[],
+  concurrency: number,
+  durationMs: number,
+  load: (job: Job) => Promise<void>,
 ): Promise<DbLoadResult> {
   const result = emptyResult();
   let next = 0;
@@ -276,7 +349,7 @@ export async function runCopy(
       const job = jobs[next++];
       const began = performance.now();
       try {
-        await loadWithCopy(store, job);
+        await load(job);
         result.latenciesMs.push(performance.now() - began);
         result.events += job.rows;
       } catch (error) {
@@ -296,7 +369,7 @@ export async function runCopy(
  * rows run out. With an event id registry, the statement registers the id
  * and stores the event only when the id was new, as a careful client must.
  */
-export async function runNaive(
+export function runNaive(
   store: Store,
   rows: InteractionRow[],
   concurrency: number,
@@ -330,28 +403,10 @@ export async function runNaive(
            ${r.entity_type}, ${r.entity_id}, ${r.metadata}::text::jsonb, ${r.occurred_at},
            ${r.client_timestamp}, ${r.received_at})
       `;
-  const result = emptyResult();
-  let next = 0;
-  const start = performance.now();
-  const end = start + durationMs;
-  const worker = async () => {
-    while (performance.now() < end && next < rows.length) {
-      const r = rows[next++];
-      const began = performance.now();
-      try {
-        await insertOne(r);
-        result.latenciesMs.push(performance.now() - began);
-        result.events++;
-      } catch (error) {
-        result.errors++;
-        if (result.failures.length < 5) result.failures.push(String(error));
-      }
-      result.requests++;
-    }
-  };
-  await Promise.all(Array.from({ length: concurrency }, worker));
-  result.wallSeconds = (performance.now() - start) / 1000;
-  return result;
+  const jobs = rows.map((row) => ({ rows: 1, row }));
+  return runJobs(jobs, concurrency, durationMs, async ({ row }) => {
+    await insertOne(row);
+  });
 }
 
 /**

@@ -7,6 +7,8 @@
  * - (b) our path end to end: HTTP -> gateway -> `track` -> `ingest_interactions`,
  *   per batch size and concurrency, then at half the maximum throughput at
  *   batch 100 (open loop), and optionally under sustained load (`--soak`);
+ *   and its SQL half alone: the same `ingest_interactions` calls made
+ *   directly, at the concurrencies COPY runs at;
  * - (c) the naive path: one INSERT per event over a connection pool;
  *
  * and the CPU of each process group, the cost of zod validation in process,
@@ -24,9 +26,11 @@ import { validateEvent } from "../../supabase/functions/_shared/schemas.ts";
 import {
   copyJob,
   type DbLoadResult,
+  ingestJob,
   openStore,
   rowsOf,
   runCopy,
+  runIngest,
   runNaive,
   truncateTables,
 } from "./database_paths.ts";
@@ -122,11 +126,11 @@ const outDir = args.out!.startsWith("/") ? args.out! : `${root}${args.out}`;
 
 // A hard stop, so the benchmark always ends by itself.
 const cellCount =
-  plan.batches.length * (plan.httpConcurrency.length + plan.copyConcurrency.length) +
+  plan.batches.length * (plan.httpConcurrency.length + 2 * plan.copyConcurrency.length) +
   plan.naiveConcurrency.length + 2;
 const plannedSeconds = plan.batches.length *
     (plan.httpConcurrency.length * (plan.cellMs / 1000 + 2) +
-      plan.copyConcurrency.length * (plan.copyMs / 1000 + 2)) +
+      2 * plan.copyConcurrency.length * (plan.copyMs / 1000 + 2)) +
   plan.naiveConcurrency.length * (plan.cellMs / 1000 + 2) + plan.rateMs / 1000 + plan.soakSeconds +
   cellCount * (plan.quietEach + 2) + plan.quietFirst + 240;
 // Noisy measurements are taken twice, so allow for that.
@@ -386,6 +390,16 @@ for (const batch of plan.batches) {
     await measure("copy", batch, c, async () => fromDb(await runCopy(store, jobs, c, plan.copyMs)));
   }
   jobs = [];
+  let calls = batches.map((b) => ingestJob(b.events, b.visitor, receivedAt));
+  for (const c of plan.copyConcurrency) {
+    await measure(
+      "sql",
+      batch,
+      c,
+      async () => fromDb(await runIngest(store, calls, c, plan.copyMs)),
+    );
+  }
+  calls = [];
   const requests = httpRequests(batches);
   for (const c of plan.httpConcurrency) {
     await measure(

@@ -190,6 +190,15 @@ export function throughputPlot(cells: Cell[], summary: Summary, subtitle: string
       })),
     },
     {
+      label: "(b) SQL half alone: ingest_interactions called directly",
+      color: "#6a51a3",
+      labelled: true,
+      points: perBatch.filter((b) => b.sql).map((b) => ({
+        batch: b.batch,
+        eventsPerSecond: b.sql!.eventsPerSecond,
+      })),
+    },
+    {
       label: "0.8 x (a): the target",
       color: "#74c476",
       dotted: true,

@@ -16,7 +16,7 @@ import type { LatencySummary } from "./stats.ts";
 import type { ValidationCost } from "./validation_cost.ts";
 
 /** The path a measurement exercised. */
-export type PathName = "copy" | "copy-bulk" | "http" | "http-rate" | "naive" | "soak";
+export type PathName = "copy" | "copy-bulk" | "sql" | "http" | "http-rate" | "naive" | "soak";
 
 /** One measurement: a path at one batch size and one concurrency (or rate). */
 export interface Cell {
@@ -81,7 +81,14 @@ export interface BatchSummary {
     gatewayMicrosPerEvent: number;
     postgresMicrosPerEvent: number;
   };
+  /** The SQL half of (b) alone: `ingest_interactions` called directly. */
+  sql?: { eventsPerSecond: number; concurrency: number; postgresMicrosPerEvent: number };
   httpOverCopy?: number;
+  /**
+   * The SQL half over (a): the (b)/(a) our path reaches when the function's
+   * processes do not compete with Postgres for its cores, as measured.
+   */
+  sqlOverCopy?: number;
   /**
    * Postgres CPU per event of (a) over that of (b): the ratio (b)/(a) would
    * approach if Postgres had its cores to itself (functions on other machines).
@@ -137,9 +144,15 @@ export function summarize(
   const perBatch = batches.map((batch): BatchSummary => {
     const copy = best(cells.filter((c) => c.path === "copy" && c.batch === batch));
     const http = best(cells.filter((c) => c.path === "http" && c.batch === batch));
+    const sql = best(cells.filter((c) => c.path === "sql" && c.batch === batch));
     return {
       batch,
       copy: copy && { eventsPerSecond: copy.eventsPerSecond, concurrency: copy.concurrency },
+      sql: sql && {
+        eventsPerSecond: sql.eventsPerSecond,
+        concurrency: sql.concurrency,
+        postgresMicrosPerEvent: sql.cpuMicrosPerEvent.postgres,
+      },
       http: http && {
         eventsPerSecond: http.eventsPerSecond,
         concurrency: http.concurrency,
@@ -149,6 +162,7 @@ export function summarize(
         postgresMicrosPerEvent: http.cpuMicrosPerEvent.postgres,
       },
       httpOverCopy: http && copy ? http.eventsPerSecond / copy.eventsPerSecond : undefined,
+      sqlOverCopy: sql && copy ? sql.eventsPerSecond / copy.eventsPerSecond : undefined,
       postgresBoundRatio: http && copy
         ? copy.cpuMicrosPerEvent.postgres / http.cpuMicrosPerEvent.postgres
         : undefined,
@@ -243,6 +257,7 @@ function table(header: string[], rows: string[][], left = 2): string {
 const pathLabel: Record<PathName, string> = {
   "copy": "(a) COPY",
   "copy-bulk": "(a) COPY bulk",
+  "sql": "(b) SQL only",
   "http": "(b) HTTP",
   "http-rate": "(b) HTTP rate",
   "naive": "(c) naive",
@@ -296,16 +311,20 @@ export function formatReport(cells: Cell[], summary: Summary): string {
       "(a) COPY ev/s",
       "(b) HTTP ev/s",
       "(b)/(a)",
+      "SQL/(a)",
       "pg-bound",
       "(b)/bulk",
       "(b)/(c)",
     ],
     summary.perBatch.map((b) => [
       String(b.batch),
-      `a x${b.copy?.concurrency ?? "-"}, b x${b.http?.concurrency ?? "-"}`,
+      `a x${b.copy?.concurrency ?? "-"}, b x${b.http?.concurrency ?? "-"}, SQL x${
+        b.sql?.concurrency ?? "-"
+      }`,
       fmt(b.copy?.eventsPerSecond),
       fmt(b.http?.eventsPerSecond),
       fmt(b.httpOverCopy, 2),
+      fmt(b.sqlOverCopy, 2),
       fmt(b.postgresBoundRatio, 2),
       fmt(b.httpOverBulkCopy, 2),
       fmt(b.httpOverNaive, 1),
@@ -315,6 +334,8 @@ export function formatReport(cells: Cell[], summary: Summary): string {
     `bulk COPY (one transaction): ${fmt(summary.bulkCopy)} events/s; naive per-row inserts: ${
       fmt(summary.naive?.eventsPerSecond)
     } events/s (x${summary.naive?.concurrency ?? "-"})`,
+    "SQL/(a): ingest_interactions called directly (no HTTP, gateway or function process) " +
+      "over COPY, as measured",
     "pg-bound: Postgres CPU per event of (a) / of (b), the (b)/(a) to expect when Postgres " +
       "has its cores to itself",
   );
