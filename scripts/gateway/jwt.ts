@@ -4,13 +4,16 @@
  *
  * @module
  */
-import { verifyAccessToken } from "../../supabase/functions/_shared/auth.ts";
+import { type VerificationKeys, verifyAccessToken } from "../../supabase/functions/_shared/auth.ts";
 
-/** Returns why the request is refused, or null when its JWT is valid. */
+/**
+ * Returns why the request is refused, or null when its JWT is valid. Pass the
+ * same `keys` object every time: verified tokens are remembered per object.
+ */
 export async function verifyGatewayJwt(
   authorization: string | null,
-  secret: Uint8Array,
+  keys: VerificationKeys,
 ): Promise<string | null> {
-  const result = await verifyAccessToken(authorization, { secret });
+  const result = await verifyAccessToken(authorization, keys);
   return result.ok ? null : result.error.message;
 }

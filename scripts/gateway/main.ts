@@ -50,7 +50,7 @@ const runtimeEnv: Record<string, string> = {
   SUPABASE_DB_URL: required("SUPABASE_DB_URL"),
   SUPABASE_JWT_SECRET: required("SUPABASE_JWT_SECRET"),
 };
-const jwtSecret = new TextEncoder().encode(runtimeEnv.SUPABASE_JWT_SECRET);
+const jwtKeys = { secret: new TextEncoder().encode(runtimeEnv.SUPABASE_JWT_SECRET) };
 
 async function discoverFunctions(): Promise<ServedFunction[]> {
   const config = parseToml(await Deno.readTextFile(new URL("supabase/config.toml", root))) as {
@@ -203,7 +203,7 @@ const server = Deno.serve({
   const fn = byName.get(name);
   if (!fn) return gatewayError(404, `function ${name} not found`);
   if (request.method !== "OPTIONS" && fn.verifyJwt) {
-    const failure = await verifyGatewayJwt(request.headers.get("authorization"), jwtSecret);
+    const failure = await verifyGatewayJwt(request.headers.get("authorization"), jwtKeys);
     if (failure) return gatewayError(401, failure);
   }
   return await proxy(fn, request, rest, (info.remoteAddr as Deno.NetAddr).hostname);
