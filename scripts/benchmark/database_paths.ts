@@ -314,6 +314,7 @@ export function ingestJob(events: TrackEvent[], visitor: Visitor, receivedAt: Da
  * one transaction, and fails unless every event was accepted.
  */
 export async function loadWithIngest(store: Store, job: IngestJob): Promise<void> {
+  // `::text` first: a string bound to a jsonb parameter would be sent as a JSON string.
   const [{ accepted }] = await store.sql<{ accepted: number }[]>`
     select count(*)::integer as accepted
     from public.ingest_interactions(${job.userId}::uuid, ${job.events}::text::jsonb)

@@ -251,7 +251,7 @@ async function run(
       ${db.json(request.context as postgres.JSONValue)}::jsonb
     )
   `;
-  const accepted = (notAccepted: IngestOutcome[]): IngestResult => ({
+  const stored = (notAccepted: IngestOutcome[]): IngestResult => ({
     allowed: true,
     accepted: request.events.length - notAccepted.length,
     notAccepted,
@@ -264,7 +264,7 @@ async function run(
       where i.outcome <> 'accepted'
     `;
     sent(query);
-    return accepted(await query);
+    return stored(await query);
   }
   // `offset 0` keeps the subquery from being merged into the join: its
   // `where l.allowed` then gates the ingestion (a one-time filter) instead of
@@ -286,7 +286,7 @@ async function run(
   sent(query);
   const rows = await query;
   if (!rows[0].allowed) return { allowed: false, retryAfterSeconds: rows[0].retry_after_s };
-  return accepted(
+  return stored(
     rows
       .filter((row) => row.event_index !== null)
       .map(({ event_index, event_id, outcome, path, reason }) =>
