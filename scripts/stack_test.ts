@@ -1,0 +1,96 @@
+/**
+ * `scripts/stack up` keeps a local database only while it still matches the
+ * migration files: a migration edited after it was applied makes it rebuild
+ * the database, a new migration is applied on top of the data already there.
+ * Runs on a copy of the project, as a stack of its own (STACK_NAME=migrations,
+ * ports 60322 and 60321), so the real migrations are never touched.
+ */
+import assert from "node:assert/strict";
+
+const root = new URL("../", import.meta.url).pathname;
+const mayRun = Deno.permissions.querySync({ name: "run" }).state === "granted";
+const stackEnv = { STACK_NAME: "migrations", DB_PORT: "60322", API_PORT: "60321", NO_COLOR: "1" };
+const scoreMigration = "supabase/migrations/20261124000300_engagement_score_and_views.sql";
+
+async function run(command: string, args: string[], cwd: string, env = {}): Promise<string> {
+  const { code, stdout, stderr } = await new Deno.Command(command, {
+    args,
+    cwd,
+    env,
+    stdin: "null",
+  })
+    .output();
+  const output = new TextDecoder().decode(stdout) + new TextDecoder().decode(stderr);
+  assert.equal(code, 0, `${command} ${args.join(" ")} failed:\n${output}`);
+  return output;
+}
+
+/** A copy of the project's scripts, functions and migrations, sharing its installed packages. */
+async function copyProject(): Promise<string> {
+  const copy = await Deno.makeTempDir({ prefix: "stack-migrations-" });
+  await Deno.chmod(copy, 0o755);
+  await run("cp", ["-R", "scripts", "supabase", "deno.json", copy], root);
+  await Deno.remove(`${copy}/supabase/.temp`, { recursive: true }).catch(() => {});
+  for (const shared of ["node_modules", "package.json", "package-lock.json"]) {
+    await Deno.symlink(`${root}${shared}`, `${copy}/${shared}`);
+  }
+  return copy;
+}
+
+Deno.test({
+  name: "stack up: an edited migration rebuilds the database, a new one is applied in place",
+  ignore: !mayRun,
+  fn: async () => {
+    const project = await copyProject();
+    const stack = (command: string) =>
+      run(`${project}/scripts/stack`, [command], project, stackEnv);
+    const sql = (query: string) =>
+      run(
+        "psql",
+        ["-X", "-tA", "-h", "127.0.0.1", "-p", stackEnv.DB_PORT, "-U", "postgres", "-c", query],
+        project,
+        {
+          PGPASSWORD: "postgres",
+        },
+      ).then((out) => out.trim());
+    const scoreComment =
+      "select obj_description('public.engagement_score(integer, bigint)'::regprocedure)";
+    try {
+      await stack("up");
+      await sql("create table public.made_by_hand (id int)");
+
+      // A new migration: applied, and what was in the database stays.
+      await Deno.writeTextFile(
+        `${project}/supabase/migrations/20991231000000_added_later.sql`,
+        "create table public.added_later (id int);\n",
+      );
+      const added = await stack("up");
+      assert.doesNotMatch(added, /recreating/);
+      assert.equal(await sql("select to_regclass('public.added_later') is not null"), "t");
+      assert.equal(await sql("select to_regclass('public.made_by_hand') is not null"), "t");
+
+      // Nothing changed: up leaves the database alone.
+      assert.doesNotMatch(await stack("up"), /recreating|applying migrations/);
+
+      // An applied migration edited in place: the database is made again from the files.
+      await Deno.writeTextFile(
+        `${project}/${scoreMigration}`,
+        "\ncomment on function public.engagement_score(integer, bigint) is 'edited in place';\n",
+        { append: true },
+      );
+      assert.match(await stack("up"), /recreating/);
+      assert.equal(await sql(scoreComment), "edited in place");
+      assert.equal(await sql("select to_regclass('public.made_by_hand') is null"), "t");
+      assert.equal(await sql("select to_regclass('public.added_later') is not null"), "t");
+
+      // A migration removed: its table goes with the rebuilt database.
+      await Deno.remove(`${project}/supabase/migrations/20991231000000_added_later.sql`);
+      assert.match(await stack("up"), /recreating/);
+      assert.equal(await sql("select to_regclass('public.added_later') is null"), "t");
+      assert.equal(await sql(scoreComment), "edited in place");
+    } finally {
+      await stack("down").catch(() => {});
+      await Deno.remove(project, { recursive: true }).catch(() => {});
+    }
+  },
+});
