@@ -1,7 +1,8 @@
 /**
  * `scripts/stack up` keeps a local database only while it still matches the
  * migration files: a migration edited after it was applied makes it rebuild
- * the database, a new migration is applied on top of the data already there.
+ * the database, a new migration is applied on top of the data already there,
+ * and a database with no record of the files it was made from is made again.
  * Runs on a copy of the project, as a stack of its own (STACK_NAME=migrations,
  * ports 60322 and 60321), so the real migrations are never touched.
  */
@@ -88,6 +89,13 @@ Deno.test({
       assert.match(await stack("up"), /recreating/);
       assert.equal(await sql("select to_regclass('public.added_later') is null"), "t");
       assert.equal(await sql(scoreComment), "edited in place");
+
+      // No record of the files (a database older than the record): made again, to be sure.
+      await sql("create table public.made_by_hand (id int)");
+      await Deno.remove(`${project}/.stack/${stackEnv.STACK_NAME}/migrations.sha256`);
+      assert.match(await stack("up"), /no record of the migration files.*recreating/);
+      assert.equal(await sql("select to_regclass('public.made_by_hand') is null"), "t");
+      assert.doesNotMatch(await stack("up"), /recreating/);
     } finally {
       await stack("down").catch(() => {});
       await Deno.remove(project, { recursive: true }).catch(() => {});
