@@ -69,7 +69,8 @@ export interface AuthSession {
 
 /** What the tracker uses of `supabase.auth`. */
 export interface AuthClient {
-  getSession(): Promise<{ data: { session: AuthSession | null } }>;
+  /** `error` set with no session: supabase-js could not tell (an expired token it could not refresh). */
+  getSession(): Promise<{ data: { session: AuthSession | null }; error?: unknown }>;
   onAuthStateChange(
     callback: (event: string, session: AuthSession | null) => void,
   ): { data: { subscription: { unsubscribe(): void } } };
@@ -507,8 +508,19 @@ class InteractionTracker implements Tracker {
       if (batch.length === 0) return;
       const headers = this.#authHeaders(batch[0].userId);
       if (headers === null) {
-        this.#dropSignedOut(batch);
-        continue;
+        // Still signed in, with no valid token yet (offline, or a refresh under
+        // way): the events wait for one. Another user's events cannot be sent.
+        if (batch[0].userId !== this.#userId) {
+          this.#dropSignedOut(batch);
+          continue;
+        }
+        this.#settle({
+          kind: "retry",
+          status: null,
+          retryAfterMs: null,
+          message: "no valid access token for the signed-in user yet",
+        }, batch);
+        return;
       }
       const body = encodeBatch(batch.map((entry) => entry.event), new Date(this.#now()));
       this.#debug(`sending ${batch.length} events`);
@@ -667,8 +679,12 @@ class InteractionTracker implements Tracker {
       // With the `accessToken` option, supabase-js throws on any use of `auth`.
       auth = this.#supabase.auth;
       if (typeof auth?.onAuthStateChange !== "function") auth = undefined;
-      const { data } = auth?.onAuthStateChange((_event, session) => this.#useSession(session)) ??
-        { data: undefined };
+      const { data } = auth?.onAuthStateChange((event, session) => {
+        // supabase-js also says INITIAL_SESSION without a session when it could
+        // not refresh an expired one (offline): getSession tells the two apart.
+        if (event === "INITIAL_SESSION" && session === null) return;
+        this.#useSession(session);
+      }) ?? { data: undefined };
       if (data) this.#cleanups.push(() => data.subscription.unsubscribe());
     } catch {
       auth = undefined;
@@ -680,7 +696,10 @@ class InteractionTracker implements Tracker {
   async #refreshAuth(): Promise<void> {
     if (!this.#authAvailable) return;
     try {
-      const { data } = await this.#supabase.auth!.getSession();
+      const { data, error } = await this.#supabase.auth!.getSession();
+      // No session but an error: an expired session that could not be
+      // refreshed, offline say. The user has not signed out; keep what we know.
+      if (data.session === null && error) return;
       this.#useSession(data.session);
     } catch {
       // The cached token, if any, will do.

@@ -44,10 +44,17 @@ function fakeSupabase(session: AuthSession | null = null) {
   let listener: ((event: string, session: AuthSession | null) => void) | undefined;
   const auth = {
     session,
-    getSession: () => Promise.resolve({ data: { session: auth.session } }),
+    /** Set to answer as supabase-js does when it cannot refresh an expired session. */
+    refreshError: null as Error | null,
+    getSession: () =>
+      Promise.resolve(
+        auth.refreshError
+          ? { data: { session: null }, error: auth.refreshError }
+          : { data: { session: auth.session }, error: null },
+      ),
     onAuthStateChange(callback: (event: string, session: AuthSession | null) => void) {
       listener = callback;
-      queueMicrotask(() => callback("INITIAL_SESSION", auth.session));
+      queueMicrotask(() => callback("INITIAL_SESSION", auth.refreshError ? null : auth.session));
       return { data: { subscription: { unsubscribe: () => (listener = undefined) } } };
     },
     signIn(next: AuthSession | null) {
@@ -284,6 +291,79 @@ Deno.test("tracker: events of a user whose token expired are dropped and reporte
     assert.deepEqual(errors.map((e) => [e.kind, (e as { reason?: string }).reason]), [
       ["dropped", "signed_out"],
     ]);
+  });
+});
+
+Deno.test("tracker: offline with an expired token, a user's events wait for a fresh one", async () => {
+  const time = clock();
+  const carol = {
+    access_token: "carol-token-1",
+    expires_at: time.now() / 1000 + 60,
+    user: { id: "carol" },
+  };
+  const { supabase, calls, auth } = fakeSupabase(carol);
+  await withTracker({ supabase, now: time.now }, async (tracker, errors) => {
+    tracker.trackInteraction.view("event", "e1");
+    // The token expires while offline: supabase-js cannot refresh it.
+    time.advance(120_000);
+    auth.refreshError = new Error("Failed to fetch");
+    tracker.trackInteraction.like("artist", "a1", true, { artist_name: "X" });
+    await tracker.flush();
+    assert.equal(calls.length, 0);
+    assert.equal(tracker.pendingCount(), 2, "nothing dropped");
+    assert.deepEqual(errors.map((e) => [e.kind, (e as { status?: unknown }).status]), [
+      ["network", null],
+    ]);
+    // Back online: supabase-js refreshes the session and the events go as carol's.
+    auth.refreshError = null;
+    auth.session = {
+      ...carol,
+      access_token: "carol-token-2",
+      expires_at: time.now() / 1000 + 3600,
+    };
+    await tracker.flush();
+    assert.deepEqual(
+      calls.map((c) => [c.headers.Authorization, c.body.events.map((e) => e.entityId)]),
+      [["Bearer carol-token-2", ["e1", "a1"]]],
+    );
+    assert.equal(tracker.pendingCount(), 0);
+  });
+});
+
+Deno.test("tracker: a reload while offline with an expired token keeps the user's queue", async () => {
+  const time = clock();
+  const storage = new MemoryStorage();
+  const dave = { access_token: "dave-1", expires_at: time.now() / 1000 + 60, user: { id: "dave" } };
+  const first = fakeSupabase(dave);
+  first.replies.push(offline);
+  await withTracker({ supabase: first.supabase, storage, now: time.now }, async (tracker) => {
+    tracker.trackInteraction.view("event", "e1");
+    await tracker.flush();
+    assert.equal(tracker.pendingCount(), 1);
+  });
+  // The next page loads offline, after the token expired.
+  time.advance(120_000);
+  const second = fakeSupabase(dave);
+  second.auth.refreshError = new Error("Failed to fetch");
+  await withTracker({ supabase: second.supabase, storage, now: time.now }, async (tracker) => {
+    await tick(20); // the tab takes over the queue the first page left
+    assert.notEqual(
+      tracker.trackInteraction.follow("artist", "a1", { artist_name: "X" }),
+      null,
+    );
+    await tracker.flush();
+    assert.equal(second.calls.length, 0);
+    assert.equal(tracker.pendingCount(), 2, "nothing dropped, nothing refused");
+    second.auth.refreshError = null;
+    second.auth.session = { ...dave, access_token: "dave-2", expires_at: time.now() / 1000 + 3600 };
+    await tracker.flush();
+    assert.deepEqual(
+      second.calls.map((c) => [
+        c.headers.Authorization,
+        c.body.events.map((e) => e.entityId).sort(),
+      ]),
+      [["Bearer dave-2", ["a1", "e1"]]],
+    );
   });
 });
 
