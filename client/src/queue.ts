@@ -4,9 +4,11 @@
  * a crash. Each tab writes only its own key, so two tabs never overwrite each
  * other's events.
  *
- * When the queue is full the oldest events are dropped; when the storage is
- * full the oldest events are dropped until the rest fits. Every drop is
- * counted and reported, never silent.
+ * When the queue is full the oldest events are dropped, counted and
+ * reported, never silently. A full or failing storage drops nothing: the
+ * newest events that fit are stored, the others stay in memory only (and
+ * are sent from there), and the queue tries storing all of them again at
+ * every later write. The problem is reported once, when it starts.
  *
  * @example
  * ```ts
@@ -33,7 +35,7 @@ export interface QueuedEvent<E extends { eventId: string }> {
 
 /** Something the queue had to give up, reported to the application. */
 export type QueueProblem =
-  | { kind: "dropped"; reason: "queue_full" | "storage_full"; count: number }
+  | { kind: "dropped"; reason: "queue_full"; count: number }
   | { kind: "storage"; message: string };
 
 /** Where and how much a queue keeps. */
@@ -81,7 +83,8 @@ export class DurableQueue<E extends { eventId: string }> {
   #entries: QueuedEvent<E>[];
   #attached: boolean;
   #saveScheduled = false;
-  #storageBroken = false;
+  /** Events the last write left in memory only; null when it stored them all. */
+  #unstored: number | null = null;
   #dropped = 0;
 
   constructor(options: QueueOptions) {
@@ -154,35 +157,61 @@ export class DurableQueue<E extends { eventId: string }> {
     if (mine.length > 0) this.merge(mine);
   }
 
-  /** Writes the queue to storage now. */
+  /**
+   * Writes the queue to storage now: all of it, or the newest part that fits
+   * when the storage is full (halving until it does). Nothing is dropped for
+   * want of space; what is not written is reported once, until a write
+   * stores everything again.
+   */
   save(): void {
-    if (!this.#attached || this.#storageBroken) return;
-    let dropped = 0;
+    if (!this.#attached) return;
+    const entries = this.#entries;
+    let count = entries.length;
+    let failure: unknown = null;
     for (;;) {
       try {
-        if (this.#entries.length === 0) this.#storage.removeItem(this.key);
-        else this.#storage.setItem(this.key, JSON.stringify(this.#entries));
+        if (entries.length === 0) this.#storage.removeItem(this.key);
+        else if (count > 0) {
+          this.#storage.setItem(
+            this.key,
+            JSON.stringify(count === entries.length ? entries : entries.slice(-count)),
+          );
+        }
         break;
       } catch (error) {
-        if (!isQuotaError(error) || this.#entries.length === 0) {
-          this.#storageBroken = true;
-          this.#onProblem({
-            kind: "storage",
-            message: `the queue cannot be stored, events are kept in memory only: ${
-              error instanceof Error ? error.message : String(error)
-            }`,
-          });
+        failure = error;
+        // A storage failing otherwise, or nothing fits: keep the copy already
+        // stored, whose events are at worst sent twice and deduplicated.
+        if (!isQuotaError(error) || count === 0) {
+          count = 0;
           break;
         }
-        const count = Math.max(1, Math.ceil(this.#entries.length / 10));
-        this.#entries.splice(0, count);
-        dropped += count;
+        count = Math.floor(count / 2);
       }
     }
-    if (dropped > 0) {
-      this.#dropped += dropped;
-      this.#onProblem({ kind: "dropped", reason: "storage_full", count: dropped });
+    this.#reportUnstored(entries.length - count, failure);
+  }
+
+  #reportUnstored(unstored: number, failure: unknown): void {
+    if (unstored === 0 && failure === null) {
+      this.#unstored = null;
+      return;
     }
+    if (this.#unstored !== null) {
+      this.#unstored = unstored;
+      return;
+    }
+    this.#unstored = unstored;
+    const cause = isQuotaError(failure)
+      ? "the storage is full"
+      : `the storage failed: ${failure instanceof Error ? failure.message : String(failure)}`;
+    this.#onProblem({
+      kind: "storage",
+      message: unstored === 0
+        ? `${cause}; the stored copy of the queue could not be updated`
+        : `${cause}; ${unstored} of ${this.#entries.length} queued events are kept ` +
+          "in memory only until it can hold them",
+    });
   }
 
   #trim(): void {

@@ -97,7 +97,7 @@ Deno.test("queue: a stored queue above a smaller bound is cut to it on load", ()
   assert.deepEqual(problems, [{ kind: "dropped", reason: "queue_full", count: 1 }]);
 });
 
-Deno.test("queue: when the storage is full, drops the oldest until the rest fits", () => {
+Deno.test("queue: a full storage drops nothing: the newest that fit are stored, all are kept", () => {
   const problems: QueueProblem[] = [];
   const one = JSON.stringify([entry(10)]).length;
   const storage = new SmallStorage(one * 4);
@@ -109,17 +109,47 @@ Deno.test("queue: when the storage is full, drops the oldest until the rest fits
   });
   for (let n = 10; n < 30; n++) queue.push(entry(n));
   queue.save();
-  const kept = numbers(queue);
-  assert.ok(kept.length >= 1 && kept.length < 20, `kept ${kept.length}`);
-  assert.equal(kept.at(-1), 29, "the newest event is kept");
-  assert.deepEqual(kept, Array.from({ length: kept.length }, (_, i) => 30 - kept.length + i));
+  assert.deepEqual(numbers(queue), Array.from({ length: 20 }, (_, i) => 10 + i), "all kept");
+  assert.equal(queue.dropped, 0);
+  const stored = readQueue<Event>(storage, KEY).map((e) => e.event.n);
+  assert.ok(stored.length >= 1 && stored.length < 20, `stored ${stored.length}`);
+  assert.deepEqual(stored, numbers(queue).slice(-stored.length), "the newest are stored");
   assert.deepEqual(problems, [{
-    kind: "dropped",
-    reason: "storage_full",
-    count: 20 - kept.length,
+    kind: "storage",
+    message: `the storage is full; ${20 - stored.length} of 20 queued events are kept in memory ` +
+      "only until it can hold them",
   }]);
-  assert.equal(queue.dropped, 20 - kept.length);
-  assert.deepEqual(readQueue<Event>(storage, KEY).map((e) => e.event.n), kept);
+
+  // Reported once while it lasts; once the storage has room, all of it is stored again.
+  queue.push(entry(30));
+  queue.save();
+  assert.equal(problems.length, 1);
+  storage.capacity = Infinity;
+  queue.remove(["id-10"]);
+  assert.deepEqual(readQueue<Event>(storage, KEY).map((e) => e.event.n), numbers(queue));
+  assert.equal(queue.size, 20);
+  storage.capacity = 0;
+  queue.push(entry(31));
+  queue.save();
+  assert.equal(problems.length, 2, "a new shortage is reported again");
+  assert.equal(queue.size, 21);
+});
+
+Deno.test("queue: a storage another script filled keeps every event deliverable", () => {
+  const problems: QueueProblem[] = [];
+  const queue = new DurableQueue<Event>({
+    storage: new SmallStorage(0),
+    key: KEY,
+    maxSize: 100,
+    onProblem: (p) => problems.push(p),
+  });
+  for (let n = 1; n <= 5; n++) {
+    queue.push(entry(n));
+    queue.save();
+  }
+  assert.deepEqual(numbers(queue), [1, 2, 3, 4, 5]);
+  assert.equal(queue.dropped, 0);
+  assert.deepEqual(problems.map((p) => p.kind), ["storage"]);
 });
 
 Deno.test("queue: a storage that fails otherwise is reported once and the queue goes on in memory", () => {

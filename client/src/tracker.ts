@@ -96,20 +96,20 @@ export type TrackerError =
   /** The server refused one event of a batch; the others were stored. */
   | { kind: "rejected"; eventId: string; event?: TrackEvent; errors: FieldError[]; message: string }
   /**
-   * Events given up on: the queue or the storage was full, the server refused
+   * Events given up on: the queue was full, the server refused
    * the whole request (a 4xx other than 429), or their user signed out before
    * they could be sent.
    */
   | {
     kind: "dropped";
-    reason: "queue_full" | "storage_full" | "refused" | "signed_out";
+    reason: "queue_full" | "refused" | "signed_out";
     count: number;
     status?: number;
     message: string;
   }
   /** A delivery failed and will be retried. */
   | { kind: "network"; status: number | null; retryInMs: number; message: string }
-  /** The queue cannot be stored; events are kept in memory only. */
+  /** The queue cannot be stored, or not all of it: those events are kept in memory only. */
   | { kind: "storage"; message: string }
   /** A bug in the tracker itself, caught before it reached the app. */
   | { kind: "internal"; message: string };
@@ -648,9 +648,11 @@ class InteractionTracker implements Tracker {
       if (key === own) continue;
       const tabId = key.slice(keys.queuePrefix.length);
       await this.#tabs.adopt(tabId, () => {
+        // Removed before the merge writes them under this tab's key, in the
+        // same task: the storage never has to hold the events twice.
         const entries = readQueue<OutgoingEvent>(this.#storage, key);
-        const added = this.#queue.merge(entries);
         removeItem(this.#storage, key);
+        const added = this.#queue.merge(entries);
         if (added > 0) this.#debug(`adopted ${added} events left by another page`);
       });
     }
@@ -808,9 +810,7 @@ class InteractionTracker implements Tracker {
       kind: "dropped",
       reason: problem.reason,
       count: problem.count,
-      message: problem.reason === "queue_full"
-        ? `the queue is full: ${problem.count} oldest events dropped`
-        : `the storage is full: ${problem.count} oldest events dropped`,
+      message: `the queue is full: ${problem.count} oldest events dropped`,
     });
   }
 

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { EVENT_TYPES } from "./contract.ts";
-import { MemoryStorage } from "./storage.ts";
+import { readQueue } from "./queue.ts";
+import { keysWithPrefix, MemoryStorage } from "./storage.ts";
 import {
   type AuthSession,
   createTracker,
@@ -559,6 +560,46 @@ Deno.test("tracker: a new page sends the queue an earlier page left behind", asy
     await second.flush();
     assert.deepEqual(new Set(sentIds(calls)), new Set([...left, own]));
     assert.equal(sentIds(calls).length, 3);
+  });
+});
+
+Deno.test("tracker: taking over a left queue needs no room for a second copy of it", async () => {
+  /** A storage with a quota on everything it holds, as browsers have. */
+  class QuotaStorage extends MemoryStorage {
+    capacity = Infinity;
+    used(): number {
+      let total = 0;
+      for (let i = 0; i < this.length; i++) total += this.getItem(this.key(i)!)!.length;
+      return total;
+    }
+    override setItem(key: string, value: string): void {
+      if (this.used() - (this.getItem(key)?.length ?? 0) + value.length > this.capacity) {
+        throw new DOMException("The quota has been exceeded.", "QuotaExceededError");
+      }
+      super.setItem(key, value);
+    }
+  }
+  const storage = new QuotaStorage();
+  const { supabase, calls, replies } = fakeSupabase();
+  const first = createTracker({ supabase, storage, flushIntervalMs: HOUR, batchSize: 100 });
+  await tick();
+  const left = Array.from({ length: 20 }, (_, i) => first.trackInteraction.view("event", `e${i}`));
+  await tick();
+  first.destroy();
+  // Room for what is stored now and half as much again, not for two copies of the queue.
+  storage.capacity = storage.used() * 1.5;
+  replies.push(offline);
+  await withTracker({ supabase, storage, batchSize: 100 }, async (second, errors) => {
+    assert.equal(calls.length, 0);
+    await second.flush();
+    assert.equal(calls.length, 1, "one attempt, offline");
+    assert.deepEqual(errors.map((e) => e.kind), ["network"], "nothing dropped or left unstored");
+    const queued = keysWithPrefix(storage, "synth_interactions:queue:");
+    assert.equal(queued.length, 1, "the left queue's key is gone");
+    assert.deepEqual(
+      new Set(readQueue<{ eventId: string }>(storage, queued[0]).map((e) => e.event.eventId)),
+      new Set(left),
+    );
   });
 });
 
