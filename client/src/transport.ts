@@ -24,7 +24,7 @@ import type { TrackResult } from "./contract.ts";
 export interface FunctionsInvoker {
   invoke(
     functionName: string,
-    options: { body?: string; headers?: Record<string, string> },
+    options: { body?: string; headers?: Record<string, string>; signal?: AbortSignal },
   ): Promise<{ data: unknown; error: unknown; response?: Response }>;
 }
 
@@ -34,22 +34,50 @@ export type Delivery =
   | { kind: "refused"; status: number; message: string }
   | { kind: "retry"; status: number | null; retryAfterMs: number | null; message: string };
 
-/** Sends `body` (a JSON batch) with `supabase.functions.invoke`. */
+/** How long a request may go unanswered before it counts as failed and is retried. */
+export const REQUEST_TIMEOUT_MS = 30_000;
+
+/**
+ * Sends `body` (a JSON batch) with `supabase.functions.invoke`. A request
+ * unanswered after `timeoutMs` is aborted and answered as a network failure,
+ * so that a stalled connection never holds up delivery; the events are sent
+ * again, and the server recognises any that did arrive.
+ */
 export async function invokeTrack(
   functions: FunctionsInvoker,
   functionName: string,
   body: string,
   headers: Record<string, string>,
   now: () => number = Date.now,
+  timeoutMs: number = REQUEST_TIMEOUT_MS,
 ): Promise<Delivery> {
   let outcome: Awaited<ReturnType<FunctionsInvoker["invoke"]>>;
+  const abort = new AbortController();
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  // Raced as well as signalled: an invoker that ignores the signal still cannot hang delivery.
+  const timedOut = new Promise<"timeout">((resolve) => {
+    timer = setTimeout(() => {
+      abort.abort();
+      resolve("timeout");
+    }, timeoutMs);
+  });
   try {
-    outcome = await functions.invoke(functionName, {
-      body,
-      headers: { ...headers, "Content-Type": "application/json" },
-    });
+    const answer = await Promise.race([
+      functions.invoke(functionName, {
+        body,
+        headers: { ...headers, "Content-Type": "application/json" },
+        signal: abort.signal,
+      }),
+      timedOut,
+    ]);
+    if (answer === "timeout") {
+      return networkFailure(new Error(`no answer within ${timeoutMs} ms`));
+    }
+    outcome = answer;
   } catch (error) {
     return networkFailure(error);
+  } finally {
+    clearTimeout(timer);
   }
   const { data, error } = outcome;
   // supabase-js answers HTTP errors with the Response as the error's context.
@@ -71,6 +99,7 @@ export async function keepaliveTrack(
   body: string,
   headers: Record<string, string>,
   now: () => number = Date.now,
+  timeoutMs: number = REQUEST_TIMEOUT_MS,
 ): Promise<Delivery> {
   let response: Response;
   try {
@@ -79,6 +108,8 @@ export async function keepaliveTrack(
       keepalive: true,
       headers: { ...headers, "Content-Type": "application/json" },
       body,
+      // While the page lives, a stalled request would hold its events forever.
+      signal: AbortSignal.timeout(timeoutMs),
     });
   } catch (error) {
     return networkFailure(error);

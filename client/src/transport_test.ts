@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { classify, invokeTrack } from "./transport.ts";
+import { classify, type FunctionsInvoker, invokeTrack, keepaliveTrack } from "./transport.ts";
 
 class FunctionsHttpError extends Error {
   constructor(public context: Response) {
@@ -126,6 +126,78 @@ Deno.test("transport: invoke's parsed data is the result of a 200", async () => 
   });
   assert.deepEqual(sent, {
     name: "track",
-    options: { body: '{"events":[]}', headers: { "X-A": "1", "Content-Type": "application/json" } },
+    options: {
+      body: '{"events":[]}',
+      headers: { "X-A": "1", "Content-Type": "application/json" },
+      signal: (sent as { options: { signal: AbortSignal } }).options.signal,
+    },
   });
+});
+
+Deno.test("transport: a request unanswered in time is aborted and retried", async () => {
+  let signal: AbortSignal | undefined;
+  const functions: FunctionsInvoker = {
+    invoke: (_name, options) => {
+      signal = options.signal;
+      return new Promise(() => {}); // a connection that stalls
+    },
+  };
+  assert.deepEqual(await invokeTrack(functions, "track", "{}", {}, Date.now, 20), {
+    kind: "retry",
+    status: null,
+    retryAfterMs: null,
+    message: "the request failed: no answer within 20 ms",
+  });
+  assert.equal(signal?.aborted, true, "the request itself is aborted");
+});
+
+Deno.test({
+  name: "transport: with supabase-js, a stalled request is aborted on the wire",
+  ignore: Deno.permissions.querySync({ name: "net" }).state !== "granted",
+  fn: async () => {
+    const { createClient } = await import("@supabase/supabase-js");
+    let release = () => {};
+    const released = new Promise<void>((resolve) => (release = resolve));
+    let aborted = false;
+    const server = Deno.serve(
+      { hostname: "127.0.0.1", port: 0, onListen() {} },
+      async (request) => {
+        request.signal.addEventListener("abort", () => (aborted = true));
+        await released; // never answers on its own
+        return new Response("late");
+      },
+    );
+    try {
+      const supabase = createClient(`http://127.0.0.1:${server.addr.port}`, "anon-key");
+      const delivery = await invokeTrack(supabase.functions, "track", "{}", {}, Date.now, 100);
+      assert.equal(delivery.kind, "retry");
+      for (let i = 0; i < 100 && !aborted; i++) await new Promise((r) => setTimeout(r, 50));
+      assert.ok(aborted, "the server saw the request go away");
+    } finally {
+      release();
+      await server.shutdown();
+    }
+  },
+});
+
+Deno.test({
+  name: "transport: a stalled keepalive request is aborted and retried while the page lives",
+  ignore: Deno.permissions.querySync({ name: "net" }).state !== "granted",
+  fn: async () => {
+    let release = () => {};
+    const released = new Promise<void>((resolve) => (release = resolve));
+    const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, async () => {
+      await released; // never answers on its own
+      return new Response("late");
+    });
+    try {
+      const url = `http://127.0.0.1:${server.addr.port}/functions/v1/track`;
+      const delivery = await keepaliveTrack(url, "{}", {}, Date.now, 100);
+      assert.equal(delivery.kind, "retry");
+      assert.match((delivery as { message: string }).message, /^the request failed: /);
+    } finally {
+      release();
+      await server.shutdown();
+    }
+  },
 });
