@@ -158,6 +158,14 @@ export class DurableQueue<E extends { eventId: string }> {
   }
 
   /**
+   * Stops mirroring to storage, for a tab that lets go of its key: the copy
+   * stored last stays as it is, for whichever tab takes it over.
+   */
+  detach(): void {
+    this.#attached = false;
+  }
+
+  /**
    * Writes the queue to storage now: all of it, or the newest part that fits
    * when the storage is full (halving until it does). Nothing is dropped for
    * want of space; what is not written is reported once, until a write

@@ -387,6 +387,9 @@ class InteractionTracker implements Tracker {
     if (this.#destroyed) return;
     this.#destroyed = true;
     this.#queue.save();
+    // The key is another tab's to take over from now on: a request that
+    // settles later must not write it again.
+    this.#queue.detach();
     clearTimeout(this.#retryTimer);
     clearTimeout(this.#soonTimer);
     for (const cleanup of this.#cleanups.splice(0)) cleanup();
@@ -549,7 +552,7 @@ class InteractionTracker implements Tracker {
       this.#attempt += 1;
       this.#retryAt = this.#now() + delay;
       clearTimeout(this.#retryTimer);
-      this.#retryTimer = setTimeout(() => this.#run(false), delay);
+      if (!this.#destroyed) this.#retryTimer = setTimeout(() => this.#run(false), delay);
       this.#report({
         kind: "network",
         status: delivery.status,

@@ -603,6 +603,33 @@ Deno.test("tracker: taking over a left queue needs no room for a second copy of 
   });
 });
 
+Deno.test("tracker: a request that settles after destroy arms no timer and writes no storage", async () => {
+  const storage = new MemoryStorage();
+  const { supabase, calls } = fakeSupabase();
+  const answers: Array<(reply: { data: unknown; error: unknown }) => void> = [];
+  supabase.functions.invoke = (_name: string, options: { body?: string }) => {
+    calls.push({ body: JSON.parse(options.body!), headers: {} });
+    return new Promise((resolve) => answers.push(resolve));
+  };
+  const tracker = createTracker({ supabase, storage, flushIntervalMs: HOUR });
+  await tick();
+  tracker.trackInteraction.view("event", "e1");
+  const flushed = tracker.flush();
+  await tick();
+  assert.equal(answers.length, 1);
+  tracker.destroy();
+  // Another page takes the queue over.
+  const [key] = keysWithPrefix(storage, "synth_interactions:queue:");
+  assert.equal(readQueue(storage, key).length, 1);
+  storage.removeItem(key);
+  // The old request fails late: no retry timer (the test's sanitizer would
+  // see it leak), and the taken-over key is not written again.
+  answers[0](offline(calls[0]));
+  await flushed;
+  assert.deepEqual(keysWithPrefix(storage, "synth_interactions:queue:"), []);
+  assert.equal(calls.length, 1);
+});
+
 Deno.test("tracker: two tabs on one storage never send the same event", async () => {
   const storage = new MemoryStorage();
   const a = fakeSupabase();
