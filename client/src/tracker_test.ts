@@ -622,10 +622,21 @@ Deno.test("tracker: a request that settles after destroy arms no timer and write
   const [key] = keysWithPrefix(storage, "synth_interactions:queue:");
   assert.equal(readQueue(storage, key).length, 1);
   storage.removeItem(key);
-  // The old request fails late: no retry timer (the test's sanitizer would
-  // see it leak), and the taken-over key is not written again.
-  answers[0](offline(calls[0]));
-  await flushed;
+  // The old request fails late: no retry timer is armed, and the taken-over
+  // key is not written again.
+  const armed: number[] = [];
+  const setTimer = globalThis.setTimeout;
+  globalThis.setTimeout = ((callback: () => void, ms?: number) => {
+    armed.push(ms ?? 0);
+    return setTimer(callback, ms);
+  }) as typeof setTimeout;
+  try {
+    answers[0](offline(calls[0]));
+    await flushed;
+  } finally {
+    globalThis.setTimeout = setTimer;
+  }
+  assert.deepEqual(armed, []);
   assert.deepEqual(keysWithPrefix(storage, "synth_interactions:queue:"), []);
   assert.equal(calls.length, 1);
 });
