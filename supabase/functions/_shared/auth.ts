@@ -6,6 +6,11 @@
  *
  * Only the algorithms the project's keys use are accepted, so a token signed
  * with `none`, or with a public key posing as an HMAC secret, is refused.
+ * An HS256 token is checked with the project's JWT secret; on a hosted
+ * project, which gives functions no JWT secret, the legacy anon and
+ * service-role keys it does inject are recognised by their exact text
+ * instead. Asymmetric tokens (RS256, ES256, EdDSA) are checked with the
+ * project's JWKS.
  *
  * A token whose signature checked out is remembered, by its exact text, for
  * the keys that verified it, until it expires and for at most
@@ -24,7 +29,17 @@
  *
  * @module
  */
-import { createRemoteJWKSet, errors, type JWTPayload, jwtVerify } from "jose";
+import {
+  createLocalJWKSet,
+  createRemoteJWKSet,
+  decodeJwt,
+  decodeProtectedHeader,
+  errors,
+  type JSONWebKeySet,
+  type JWTPayload,
+  jwtVerify,
+  type JWTVerifyGetKey,
+} from "jose";
 
 /** Verified claims of a Supabase JWT. */
 export interface AccessClaims extends JWTPayload {
@@ -45,10 +60,16 @@ export interface AuthError {
 /** A value or the reason there is none. */
 export type Result<T, E> = { ok: true; value: T } | { ok: false; error: E };
 
-/** How to check signatures: the HS256 project secret, or a JWKS for asymmetric keys. */
+/** How to check signatures: the HS256 project secret, and a JWKS for asymmetric keys. */
 export interface VerificationKeys {
   secret?: Uint8Array;
-  jwks?: ReturnType<typeof createRemoteJWKSet>;
+  jwks?: JWTVerifyGetKey;
+  /**
+   * HS256 keys the platform handed the function (the legacy anon and
+   * service-role keys), taken as verified when a bearer is exactly one of
+   * them: how HS256 keys are told apart where there is no secret.
+   */
+  apiKeys?: readonly string[];
   /** Accept only tokens with this `iss`, when set. */
   issuer?: string;
 }
@@ -112,16 +133,28 @@ export async function verifyAccessToken(
   if (known) return { ok: true, value: known };
   try {
     const options = { issuer: keys.issuer, clockTolerance: CLOCK_TOLERANCE_S, currentDate: at };
-    const { payload } = keys.secret
-      ? await jwtVerify<AccessClaims>(token, keys.secret, { ...options, algorithms: ["HS256"] })
-      : keys.jwks
-      ? await jwtVerify<AccessClaims>(token, keys.jwks, {
+    const symmetric = decodeProtectedHeader(token).alg === "HS256";
+    let payload: AccessClaims;
+    if (symmetric && keys.secret) {
+      ({ payload } = await jwtVerify<AccessClaims>(token, keys.secret, {
+        ...options,
+        algorithms: ["HS256"],
+      }));
+    } else if (symmetric && keys.apiKeys?.includes(token)) {
+      payload = platformKeyClaims(token, keys.issuer, at);
+    } else if (symmetric) {
+      return fail(
+        "the JWT is signed with a secret this function was not given (set JWT_SECRET to the " +
+          "project's JWT secret to accept HS256 user tokens)",
+      );
+    } else if (keys.jwks) {
+      ({ payload } = await jwtVerify<AccessClaims>(token, keys.jwks, {
         ...options,
         algorithms: ["RS256", "ES256", "EdDSA"],
-      })
-      : (() => {
-        throw new Error("no verification key is configured");
-      })();
+      }));
+    } else {
+      return fail("the JWT's signing algorithm is not allowed");
+    }
     trust(keys, token, payload, at.getTime());
     return { ok: true, value: payload };
   } catch (error) {
@@ -138,6 +171,22 @@ export async function verifyAccessToken(
     if (error instanceof errors.JOSEError) return fail("the JWT is malformed or not valid");
     throw error;
   }
+}
+
+/**
+ * The claims of a key the platform injected, checked as jwtVerify checks
+ * the time and issuer of any token: the key's text vouches for its signature.
+ */
+function platformKeyClaims(token: string, issuer: string | undefined, at: Date): AccessClaims {
+  const claims = decodeJwt<AccessClaims>(token);
+  const now = Math.floor(at.getTime() / 1000);
+  if (typeof claims.exp === "number" && claims.exp + CLOCK_TOLERANCE_S <= now) {
+    throw new errors.JWTExpired("the JWT has expired", claims, "exp", "check_failed");
+  }
+  if (issuer !== undefined && claims.iss !== issuer) {
+    throw new errors.JWTClaimValidationFailed("unexpected iss", claims, "iss", "check_failed");
+  }
+  return claims;
 }
 
 /** Maps verified claims to a principal, or says why they name none. */
@@ -157,11 +206,29 @@ export function principalOf(claims: AccessClaims): Result<Principal, AuthError> 
   }
 }
 
-/** The keys from the function's environment: the JWT secret, else the project's JWKS. */
+/**
+ * The keys from the function's environment, as the platform injects it:
+ * the JWT secret when one is set (`SUPABASE_JWT_SECRET` locally, `JWT_SECRET`
+ * as a project secret), the legacy anon and service-role keys, and the JWKS
+ * (`SUPABASE_JWKS` inline, else fetched from `SUPABASE_URL` when there is no
+ * secret).
+ */
 export function keysFromEnv(env: { get(name: string): string | undefined }): VerificationKeys {
-  const secret = env.get("SUPABASE_JWT_SECRET") ?? env.get("JWT_SECRET");
-  if (secret) return { secret: new TextEncoder().encode(secret) };
+  const secretText = env.get("SUPABASE_JWT_SECRET") || env.get("JWT_SECRET");
+  const secret = secretText ? new TextEncoder().encode(secretText) : undefined;
+  const apiKeys = [env.get("SUPABASE_ANON_KEY"), env.get("SUPABASE_SERVICE_ROLE_KEY")]
+    .filter((key): key is string => typeof key === "string" && key.split(".").length === 3);
+  const inline = env.get("SUPABASE_JWKS");
   const url = env.get("SUPABASE_URL");
-  if (!url) throw new Error("SUPABASE_JWT_SECRET or SUPABASE_URL must be set");
-  return { jwks: createRemoteJWKSet(new URL("/auth/v1/.well-known/jwks.json", url)) };
+  let jwks: JWTVerifyGetKey | undefined;
+  if (inline) {
+    const parsed = JSON.parse(inline) as JSONWebKeySet | JSONWebKeySet["keys"];
+    jwks = createLocalJWKSet(Array.isArray(parsed) ? { keys: parsed } : parsed);
+  } else if (url && !secret) {
+    jwks = createRemoteJWKSet(new URL("/auth/v1/.well-known/jwks.json", url));
+  }
+  if (!secret && !jwks) {
+    throw new Error("set SUPABASE_JWT_SECRET (or JWT_SECRET), SUPABASE_JWKS or SUPABASE_URL");
+  }
+  return { secret, jwks, apiKeys };
 }

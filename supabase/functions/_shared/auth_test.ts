@@ -1,6 +1,12 @@
 import assert from "node:assert/strict";
-import { SignJWT } from "jose";
-import { TRUST_MS, type VerificationKeys, verifyAccessToken } from "./auth.ts";
+import { exportJWK, generateKeyPair, SignJWT } from "jose";
+import {
+  keysFromEnv,
+  principalOf,
+  TRUST_MS,
+  type VerificationKeys,
+  verifyAccessToken,
+} from "./auth.ts";
 
 const encoder = new TextEncoder();
 const t0 = new Date("2026-03-10T12:00:00.000Z");
@@ -80,4 +86,94 @@ Deno.test("remembered claims cannot be changed by a caller", async () => {
   const again = await verifyAccessToken(`Bearer ${jwt}`, keys, t0);
   assert.ok(again.ok);
   assert.equal(again.value.role, "anon");
+});
+
+// --- keys from the environment a hosted project gives its functions ----------
+
+const envOf = (values: Record<string, string>) => ({ get: (name: string) => values[name] });
+
+async function hostedProject() {
+  const signing = await generateKeyPair("ES256", { extractable: true });
+  const jwk = { ...(await exportJWK(signing.publicKey)), kid: "key-1", alg: "ES256" };
+  const legacySecret = "the-projects-legacy-secret-no-function-sees";
+  const anonKey = await new SignJWT({ role: "anon", iss: "supabase" })
+    .setProtectedHeader({ alg: "HS256", typ: "JWT" })
+    .setIssuedAt(seconds(t0))
+    .setExpirationTime(seconds(t0) + 10 * 365 * 86_400)
+    .sign(encoder.encode(legacySecret));
+  const userToken = (claims: Record<string, unknown>, key = signing.privateKey) =>
+    new SignJWT({ role: "authenticated", sub: "9b2f0c4e-3c1d-4a51-8a43-1d4c2f9e7a10", ...claims })
+      .setProtectedHeader({ alg: "ES256", typ: "JWT", kid: "key-1" })
+      .setIssuedAt(seconds(t0))
+      .setExpirationTime(seconds(t0) + 3600)
+      .sign(key);
+  // What the platform injects: no JWT secret, the JWKS inline, the legacy keys.
+  const env = envOf({
+    SUPABASE_URL: "https://abcdefghijklmnopqrst.supabase.co",
+    SUPABASE_JWKS: JSON.stringify({ keys: [jwk] }),
+    SUPABASE_ANON_KEY: anonKey,
+  });
+  return { env, anonKey, legacySecret, userToken };
+}
+
+Deno.test("hosted: the injected anon key is accepted without the JWT secret", async () => {
+  const { env, anonKey } = await hostedProject();
+  const result = await verifyAccessToken(`Bearer ${anonKey}`, keysFromEnv(env), t0);
+  assert.ok(result.ok);
+  assert.deepEqual(principalOf(result.value), { ok: true, value: { kind: "anon" } });
+});
+
+Deno.test("hosted: other HS256 tokens are refused, saying which secret is missing", async () => {
+  const { env, anonKey, legacySecret } = await hostedProject();
+  const keys = keysFromEnv(env);
+  const [header, payload] = anonKey.split(".");
+  const raised = `${header}.${btoa(JSON.stringify({ role: "service_role" })).replace(/=+$/, "")}.` +
+    anonKey.split(".")[2];
+  const userToken = await new SignJWT({ role: "authenticated", sub: crypto.randomUUID() })
+    .setProtectedHeader({ alg: "HS256", typ: "JWT" })
+    .sign(encoder.encode(legacySecret));
+  for (const token of [raised, `${header}.${payload}.`, userToken]) {
+    const result = await verifyAccessToken(`Bearer ${token}`, keys, t0);
+    assert.equal(result.ok, false);
+    assert.match((result as { error: { message: string } }).error.message, /set JWT_SECRET/);
+  }
+});
+
+Deno.test("hosted: an expired injected key is refused", async () => {
+  const { env, anonKey } = await hostedProject();
+  const result = await verifyAccessToken(
+    `Bearer ${anonKey}`,
+    keysFromEnv(env),
+    later(11 * 365 * 86_400_000),
+  );
+  assert.deepEqual(result, { ok: false, error: { message: "the JWT has expired" } });
+});
+
+Deno.test("hosted: user tokens are checked with the inline JWKS", async () => {
+  const { env, userToken } = await hostedProject();
+  const keys = keysFromEnv(env);
+  const good = await verifyAccessToken(`Bearer ${await userToken({})}`, keys, t0);
+  assert.ok(good.ok);
+  assert.equal(good.value.role, "authenticated");
+  const stranger = await generateKeyPair("ES256");
+  assert.deepEqual(
+    await verifyAccessToken(`Bearer ${await userToken({}, stranger.privateKey)}`, keys, t0),
+    { ok: false, error: { message: "the JWT's signature is not valid" } },
+  );
+});
+
+Deno.test("with a secret and a JWKS, each token is checked with the key its algorithm names", async () => {
+  const { env, userToken } = await hostedProject();
+  const both = keysFromEnv(envOf({ JWT_SECRET: secret, SUPABASE_JWKS: env.get("SUPABASE_JWKS")! }));
+  assert.ok((await verifyAccessToken(`Bearer ${await token(secret, {})}`, both, t0)).ok);
+  assert.ok((await verifyAccessToken(`Bearer ${await userToken({})}`, both, t0)).ok);
+  // The secret alone: asymmetric tokens have nothing to be checked with.
+  assert.deepEqual(
+    await verifyAccessToken(`Bearer ${await userToken({})}`, keysFor(secret), t0),
+    { ok: false, error: { message: "the JWT's signing algorithm is not allowed" } },
+  );
+});
+
+Deno.test("without a secret, a JWKS or a project URL there is nothing to check with", () => {
+  assert.throws(() => keysFromEnv(envOf({ SUPABASE_ANON_KEY: "a.b.c" })), /SUPABASE_JWKS/);
 });
