@@ -128,6 +128,11 @@ begin
   -- left (the sessions_started_at_idx range holds only those now).
   delete from public.sessions where started_at < v_cutoff and last_seen_at < v_cutoff;
   get diagnostics v_deleted_sessions = row_count;
+  -- Lock them first (in id order, as ingestion does), so that the recount,
+  -- a later statement, counts every event a concurrent ingestion added to
+  -- them: counted from a snapshot taken before that commit, it would write
+  -- back totals without it.
+  perform 1 from public.sessions where started_at < v_cutoff order by id for update;
   update public.sessions as s
   set
     started_at = t.first_at,
