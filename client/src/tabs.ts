@@ -19,7 +19,7 @@
  *
  * @module
  */
-import { keys, type KeyValueStorage, readItem, removeItem } from "./storage.ts";
+import { keys, keysWithPrefix, type KeyValueStorage, readItem, removeItem } from "./storage.ts";
 
 /** Ownership of tab queues. */
 export interface TabCoordinator {
@@ -102,6 +102,7 @@ export class LeaseCoordinator implements TabCoordinator {
 
   claim(tabId: string): Promise<void> {
     this.#renew(tabId);
+    this.#forgetDeadTabs();
     if (!this.#renewals.has(tabId)) {
       this.#renewals.set(tabId, setInterval(() => this.#renew(tabId), this.#leaseMs / 4));
     }
@@ -133,6 +134,22 @@ export class LeaseCoordinator implements TabCoordinator {
       removeItem(this.#storage, keys.leasePrefix + tabId);
     }
     return true;
+  }
+
+  // Leases of tabs that died with nothing queued, and claims of adopters
+  // that died mid-way, would otherwise stay in storage for good. A stale
+  // lease with a queue stays: adopting the queue removes it.
+  #forgetDeadTabs(): void {
+    for (const key of keysWithPrefix(this.#storage, keys.leasePrefix)) {
+      const tabId = key.slice(keys.leasePrefix.length);
+      if (this.#renewals.has(tabId) || this.#fresh(key)) continue;
+      if (readItem(this.#storage, keys.queuePrefix + tabId) === null) {
+        removeItem(this.#storage, key);
+      }
+    }
+    for (const key of keysWithPrefix(this.#storage, keys.claimPrefix)) {
+      if (!this.#fresh(key)) removeItem(this.#storage, key);
+    }
   }
 
   #renew(tabId: string): void {

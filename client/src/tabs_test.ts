@@ -112,6 +112,36 @@ Deno.test("lease: the owner never adopts its own queue", async () => {
   }
 });
 
+Deno.test("lease: a starting tab forgets the leases of dead tabs with nothing queued", async () => {
+  const storage = new MemoryStorage();
+  const time = clock();
+  const stamp = (key: string) => storage.setItem(key, String(time.now()));
+  stamp(keys.leasePrefix + "tab-dead");
+  stamp(keys.leasePrefix + "tab-left");
+  storage.setItem(keys.queuePrefix + "tab-left", "[]");
+  stamp(keys.claimPrefix + "tab-gone");
+  time.advance(LEASE);
+  stamp(keys.leasePrefix + "tab-live");
+  stamp(keys.claimPrefix + "tab-claimed");
+  const starting = new LeaseCoordinator("tab-new", storage, { leaseMs: LEASE, now: time.now });
+  await starting.claim("tab-new");
+  try {
+    const remaining = [keys.leasePrefix, keys.claimPrefix].flatMap((prefix) =>
+      ["tab-dead", "tab-left", "tab-gone", "tab-live", "tab-claimed", "tab-new"]
+        .filter((tab) => storage.getItem(prefix + tab) !== null)
+        .map((tab) => prefix + tab)
+    );
+    assert.deepEqual(remaining, [
+      keys.leasePrefix + "tab-left", // its queue waits for an adopter, who removes both
+      keys.leasePrefix + "tab-live",
+      keys.leasePrefix + "tab-new",
+      keys.claimPrefix + "tab-claimed",
+    ]);
+  } finally {
+    starting.release("tab-new");
+  }
+});
+
 Deno.test("web locks: a live tab's queue cannot be adopted; once released, one adopter runs", async () => {
   const tabId = crypto.randomUUID();
   const owner = new WebLocksCoordinator(navigator.locks);
