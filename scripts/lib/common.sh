@@ -42,6 +42,7 @@ DEBIAN_PACKAGES=(
   postgresql-15-plpgsql-check
   libtap-parser-sourcehandler-pgtap-perl
   chromium
+  curl
 )
 
 ensure_debian_packages() {
@@ -62,6 +63,7 @@ ensure_npm_packages() {
     [ "$ROOT/node_modules/.package-lock.json" -nt "$ROOT/package-lock.json" ]; then
     return 0
   fi
+  command -v npm >/dev/null || ensure_debian_packages nodejs npm
   log "installing npm packages (deno, supabase CLI)"
   # `npm install`, not `npm ci`: the lock records only this platform's binary
   # of each optional per-platform package, which npm ci then calls out of sync.
