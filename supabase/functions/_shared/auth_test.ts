@@ -123,6 +123,24 @@ Deno.test("hosted: the injected anon key is accepted without the JWT secret", as
   assert.deepEqual(principalOf(result.value), { ok: true, value: { kind: "anon" } });
 });
 
+Deno.test("hosted: the injected service-role key is a trusted server, a near copy is not", async () => {
+  const { legacySecret } = await hostedProject();
+  const serviceKey = await new SignJWT({ role: "service_role", iss: "supabase" })
+    .setProtectedHeader({ alg: "HS256", typ: "JWT" })
+    .sign(encoder.encode(legacySecret));
+  const keys = keysFromEnv(envOf({
+    SUPABASE_URL: "https://abcdefghijklmnopqrst.supabase.co",
+    SUPABASE_SERVICE_ROLE_KEY: serviceKey,
+  }));
+  const result = await verifyAccessToken(`Bearer ${serviceKey}`, keys, t0);
+  assert.ok(result.ok);
+  assert.deepEqual(principalOf(result.value), { ok: true, value: { kind: "service" } });
+  // Same length, last character changed: compared in full, and refused.
+  const last = serviceKey.at(-1) === "A" ? "B" : "A";
+  const near = serviceKey.slice(0, -1) + last;
+  assert.equal((await verifyAccessToken(`Bearer ${near}`, keys, t0)).ok, false);
+});
+
 Deno.test("hosted: other HS256 tokens are refused, saying which secret is missing", async () => {
   const { env, anonKey, legacySecret } = await hostedProject();
   const keys = keysFromEnv(env);
