@@ -224,7 +224,11 @@ try {
   const [{ count }] = await sql`select count(*)::int as count from public.user_interactions`;
   if (!summaryOnly && count === 0) await drive();
   else if (!summaryOnly) {
-    console.error(`The database already holds ${count} events; no demo traffic sent.`);
+    console.error(
+      `The database already holds ${count} events (tests and earlier runs leave theirs); ` +
+        "no demo traffic sent, and the summary below covers them all. " +
+        "For a clean demo: scripts/stack reset, then scripts/start.",
+    );
   }
   await summary();
 } finally {
