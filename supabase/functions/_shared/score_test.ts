@@ -26,6 +26,18 @@ Deno.test("engagementScore never leaves 0..100 and is 0 without interactions", (
   assert.equal(engagementScore(0, 10 * 3_600_000), 0);
   assert.equal(engagementScore(-3, 10 * 3_600_000), 0);
   assert.equal(engagementScore(1_000_000, 100 * 3_600_000), 100);
+  // Every count from -2 to 12 against durations around each threshold and far beyond.
+  const minutes = [-1, 0, 0.5, 1, 4.9, 5, 14.9, 15, 29.9, 30, 90, 10_000];
+  let checked = 0;
+  for (let count = -2; count <= 12; count++) {
+    for (const m of minutes) {
+      const score = engagementScore(count, Math.round(m * 60_000));
+      assert.ok(score >= 0 && score <= 100, `engagementScore(${count}, ${m} min) = ${score}`);
+      if (count <= 0) assert.equal(score, 0, `no interactions, ${m} min`);
+      checked++;
+    }
+  }
+  assert.equal(checked, 15 * minutes.length);
 });
 
 Deno.test("bounceRate is 100 for at most one page view, else 0", () => {

@@ -194,11 +194,14 @@ async function exercise(world: World, send: Send, principal: Principal, body: un
   }`;
   assert.ok([200, 400, 413].includes(response.status), `an unexpected status: ${where}`);
   assert.equal(response.headers.get("access-control-allow-origin"), "*", `CORS: ${where}`);
-  assert.equal(
-    Object.getOwnPropertyNames(Object.prototype).sort().join(),
-    prototypeKeys,
-    `Object.prototype is untouched: ${where}`,
-  );
+  // Only a handler running in this process could have changed it.
+  if (send === inProcess) {
+    assert.equal(
+      Object.getOwnPropertyNames(Object.prototype).sort().join(),
+      prototypeKeys,
+      `Object.prototype is untouched: ${where}`,
+    );
+  }
   const json = JSON.parse(answer);
 
   if (Object.keys(json).join() === "error") {
@@ -474,15 +477,20 @@ async function check<T extends unknown[]>(
   }
 }
 
-integrationTest("fuzz: any JSON value gets 200, 400 or 413 and breaks no invariant", async () => {
-  const world = await makeWorld();
-  const { principal } = arbitraries(world);
-  await check(
-    fc.asyncProperty(principal, anyJson, (who, body) => exercise(world, inProcess, who, body)),
-    runs,
-  );
-  await assertInvariants(world, world.sessions, [...world.sent]);
-});
+// Arbitrary JSON almost never names a valid event, so this one checks the
+// answers; what is stored is checked by the mutated-events properties below.
+integrationTest(
+  "fuzz: any JSON value gets 200, 400 or 413, a well-formed answer and CORS headers",
+  async () => {
+    const world = await makeWorld();
+    const { principal } = arbitraries(world);
+    await check(
+      fc.asyncProperty(principal, anyJson, (who, body) => exercise(world, inProcess, who, body)),
+      runs,
+    );
+    assert.equal(world.requests, runs, "every generated value was sent");
+  },
+);
 
 integrationTest(
   "fuzz: events with mutated fields are stored once or refused, and sessions stay exact",

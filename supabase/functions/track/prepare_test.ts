@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import type { TrackEvent } from "../_shared/schemas.ts";
+import { USER_SPECIFIC_EVENT_TYPES } from "../_shared/event_types.ts";
 import { prepareEvents } from "./prepare.ts";
 
 const receivedAt = new Date("2025-03-10T12:00:00.000Z");
@@ -108,7 +109,8 @@ for (const principal of [{ kind: "anon" }, { kind: "service" }] as const) {
 }
 
 Deno.test("a signed-in user may send every user-specific type", () => {
-  const types = ["like", "interest", "review", "comment", "profile_update", "follow"] as const;
+  const types = USER_SPECIFIC_EVENT_TYPES;
+  assert.ok(types.length >= 10, "every user-specific type of the guide");
   const { rows, rejected } = prepareEvents(
     types.map((eventType, index) => ({ index, event: { ...view, eventType } })),
     undefined,
