@@ -262,8 +262,12 @@ select throws_ok(
   '22023', null, 'a null key is refused'
 );
 
--- The track function's statement: consume_rate_limit gates ingest_interactions
--- in the same statement, and a refusal keeps the ingestion from running.
+-- The gating pattern of the track function's statement: consume_rate_limit
+-- gates ingest_interactions in the same statement, and a refusal keeps the
+-- ingestion from running. pg_temp.track is a copy of that pattern, so these
+-- tests pin what Postgres does with it (the plan included); the statement
+-- itself, in supabase/functions/_shared/db.ts, is tested end to end through
+-- the function by supabase/functions/track/abuse_test.ts.
 
 create function pg_temp.track(p_name text, p_event_id uuid, p_request_id uuid)
 returns table (allowed boolean, retry_after_s integer, event_index integer, outcome text)
