@@ -157,6 +157,8 @@ export async function postTrack(body: unknown, options: PostOptions = {}): Promi
 export interface FunctionInstance {
   url: string;
   stop(): Promise<void>;
+  /** What the function has written to stderr so far (its request and error log). */
+  log(): string;
 }
 
 /**
@@ -194,19 +196,27 @@ export async function startFunction(
     // The worker runs while its stdin is open, as under the gateway.
     stdin: "piped",
     stdout: "null",
-    stderr: "null",
+    stderr: "piped",
   }).spawn();
+  // Read as it comes, so that a full pipe never blocks the function.
+  let log = "";
+  const reading = (async () => {
+    for await (const text of child.stderr.pipeThrough(new TextDecoderStream())) {
+      if (log.length < 1_000_000) log += text;
+    }
+  })().catch(() => {});
   const stop = async () => {
     await child.stdin.close().catch(() => {});
     try {
       child.kill("SIGTERM");
     } catch { /* already gone */ }
     await child.status;
+    await reading;
   };
   for (let attempt = 0; attempt < 200; attempt++) {
     try {
       (await Deno.connect({ hostname: "127.0.0.1", port })).close();
-      return { url: `http://127.0.0.1:${port}/${name}`, stop };
+      return { url: `http://127.0.0.1:${port}/${name}`, stop, log: () => log };
     } catch {
       await new Promise((resolve) => setTimeout(resolve, 50));
     }

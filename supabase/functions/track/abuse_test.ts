@@ -378,7 +378,6 @@ integrationTest(
         await isLocked;
 
         const slow = view({ sessionId });
-        const started = performance.now();
         let response: TrackResponse;
         try {
           response = await send(instance, slow, { token: user.token });
@@ -386,7 +385,6 @@ integrationTest(
           release();
           await holder;
         }
-        const elapsed = performance.now() - started;
 
         assert.equal(response.status, 503);
         assert.equal(response.headers.get("retry-after"), "5");
@@ -397,10 +395,13 @@ integrationTest(
             message: "the database is unreachable; nothing was stored, retry later",
           },
         });
-        // Waited for the timeout, and was answered well before the function's
-        // own deadline (timeout + 2 s): Postgres cancelled the statement.
-        assert.ok(elapsed >= timeoutMs, `answered after ${elapsed.toFixed(0)} ms`);
-        assert.ok(elapsed < timeoutMs + 1_500, `answered after ${elapsed.toFixed(0)} ms`);
+        // Postgres cancelled the statement (SQLSTATE 57014), not the function's
+        // own deadline, which would say it had no answer in time.
+        assert.match(
+          instance.log(),
+          /track: database unavailable: canceling statement due to statement timeout/,
+        );
+        assert.doesNotMatch(instance.log(), /no answer from the database in time/);
         assert.equal(await storedCount([String(slow.eventId)]), 0);
 
         // Nothing was half-written: sent again, the event is new, not a duplicate.
