@@ -461,8 +461,7 @@ integrationTest("the page signs in and draws every chart with data, offline", as
             if (a > 0 && Math.max(r, g, b) - Math.min(r, g, b) > 60) colored++;
           }
           return [canvas.id, {
-            points: Number(canvas.dataset.points),
-            values: JSON.parse(canvas.dataset.values ?? "null"),
+            series: JSON.parse(canvas.dataset.series ?? "null") as Array<Array<number | null>>,
             colored,
           }];
         }),
@@ -480,27 +479,33 @@ integrationTest("the page signs in and draws every chart with data, offline", as
       "chart-scores",
       "chart-sessions",
     ]);
-    assert.equal(drawn["chart-sessions"].points, days);
-    assert.equal(drawn["chart-sessions"].values.at(-1), byDay.get(today)!.sessions);
+    // What each chart holds, read back from Chart.js.
+    const [sessions, visitors] = drawn["chart-sessions"].series;
+    assert.equal(sessions.length, days);
+    assert.equal(sessions.at(-1), byDay.get(today)!.sessions);
+    assert.equal(visitors.at(-1), byDay.get(today)!.users);
     assert.equal(
-      drawn["chart-sessions"].values.reduce((sum: number, n: number) => sum + n, 0),
+      sessions.reduce((sum: number, n) => sum + (n ?? 0), 0),
       summary.totals.sessions,
     );
-    assert.equal(drawn["chart-bounce"].points, days);
-    assert.equal(drawn["chart-bounce"].values.at(-1), byDay.get(today)!.bounceRate);
+    const [bounce] = drawn["chart-bounce"].series;
+    assert.equal(bounce.length, days);
+    assert.equal(bounce.at(-1), byDay.get(today)!.bounceRate);
     assert.deepEqual(
-      drawn["chart-scores"].values,
-      summary.scoreDistribution.map((bucket) => bucket.sessions),
+      drawn["chart-scores"].series,
+      [summary.scoreDistribution.map((bucket) => bucket.sessions)],
     );
-    assert.deepEqual(drawn["chart-funnel"].values, [
+    assert.deepEqual(drawn["chart-funnel"].series, [[
       funnel.viewers,
       funnel.clickers,
       funnel.ticketClickers,
       funnel.attendees,
-    ]);
+    ]]);
     assert.ok(funnel.viewers >= 3 && funnel.attendees >= 1, JSON.stringify(funnel));
+    // The entities' bars are stacked by event type: together they make each entity's total.
+    const stacked = drawn["chart-entities"].series;
     assert.deepEqual(
-      drawn["chart-entities"].values,
+      summary.topEntities.map((_, i) => stacked.reduce((sum, series) => sum + (series[i] ?? 0), 0)),
       summary.topEntities.map((entity) => entity.interactions),
     );
     assert.ok(summary.topEntities.length > 0);
