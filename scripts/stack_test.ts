@@ -3,6 +3,7 @@
  * migration files: a migration edited after it was applied makes it rebuild
  * the database, a new migration is applied on top of the data already there,
  * and a database with no record of the files it was made from is made again.
+ * A gateway started before the functions' code changed is restarted.
  * Runs on a copy of the project, as a stack of its own (STACK_NAME=migrations,
  * ports 60322 and 60321), so the real migrations are never touched.
  */
@@ -70,8 +71,20 @@ Deno.test({
       assert.equal(await sql("select to_regclass('public.added_later') is not null"), "t");
       assert.equal(await sql("select to_regclass('public.made_by_hand') is not null"), "t");
 
-      // Nothing changed: up leaves the database alone.
-      assert.doesNotMatch(await stack("up"), /recreating|applying migrations/);
+      // Nothing changed: up leaves the database and the gateway alone.
+      assert.doesNotMatch(await stack("up"), /recreating|applying migrations|gateway/);
+
+      // The function's code changed: the gateway serving the old code is restarted.
+      const gatewayPid = () => Deno.readTextFile(`${project}/.stack/migrations/gateway.pid`);
+      const before = await gatewayPid();
+      await Deno.writeTextFile(
+        `${project}/supabase/functions/track/index.ts`,
+        "\n// edited\n",
+        { append: true },
+      );
+      assert.match(await stack("up"), /code changed since the gateway started: restarting it/);
+      assert.notEqual(await gatewayPid(), before);
+      assert.doesNotMatch(await stack("up"), /gateway/);
 
       // An applied migration edited in place: the database is made again from the files.
       await Deno.writeTextFile(

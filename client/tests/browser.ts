@@ -90,6 +90,19 @@ function serveSite(): { origin: string; close: () => Promise<void> } {
   return { origin: `http://127.0.0.1:${server.addr.port}`, close: () => server.shutdown() };
 }
 
+/**
+ * The page a request came from. Playwright throws when the frame is not
+ * known (a keepalive request of a page already unloaded, say); such a
+ * request is still recorded, with no page.
+ */
+function pageOf(request: Request): Page | undefined {
+  try {
+    return request.frame()?.page();
+  } catch {
+    return undefined;
+  }
+}
+
 /** Launches Chromium with a fresh profile and serves the test page; close() stops both. */
 export async function startBrowser(): Promise<Harness> {
   await buildBundles();
@@ -104,7 +117,7 @@ export async function startBrowser(): Promise<Harness> {
     requests.push({
       eventIds: events.map((event) => event.eventId),
       authorization: request.headers()["authorization"],
-      page: request.frame()?.page(),
+      page: pageOf(request),
     });
   });
   return {

@@ -135,7 +135,9 @@ browserTest("a backlog queued before a reload is sent by the reloaded page", asy
   const rows = await waitForRows(ids as string[]);
   assertEachOnce(rows, ids);
   await waitForPending(page, 0);
-  assert.deepEqual([...h.requests.at(-1)!.eventIds].sort(), [...ids as string[]].sort());
+  const last = h.requests.at(-1);
+  assert.ok(last, "the reloaded page's request was recorded");
+  assert.deepEqual([...last.eventIds].sort(), [...ids as string[]].sort());
 });
 
 browserTest("events tracked offline are sent once the browser is back online", async (h) => {
