@@ -83,8 +83,8 @@ export class DurableQueue<E extends { eventId: string }> {
   #entries: QueuedEvent<E>[];
   #attached: boolean;
   #saveScheduled = false;
-  /** Events the last write left in memory only; null when it stored them all. */
-  #unstored: number | null = null;
+  /** Whether the last write left events unstored (reported once, until one stores them all). */
+  #short = false;
   #dropped = 0;
 
   constructor(options: QueueOptions) {
@@ -174,42 +174,40 @@ export class DurableQueue<E extends { eventId: string }> {
   save(): void {
     if (!this.#attached) return;
     const entries = this.#entries;
-    let count = entries.length;
-    let failure: unknown = null;
-    for (;;) {
+    if (entries.length === 0) {
       try {
-        if (entries.length === 0) this.#storage.removeItem(this.key);
-        else if (count > 0) {
-          this.#storage.setItem(
-            this.key,
-            JSON.stringify(count === entries.length ? entries : entries.slice(-count)),
-          );
-        }
+        this.#storage.removeItem(this.key);
+        this.#reportShortfall(0, null);
+      } catch (error) {
+        this.#reportShortfall(0, error);
+      }
+      return;
+    }
+    let stored = entries.length;
+    let failure: unknown = null;
+    while (stored > 0) {
+      try {
+        const part = stored === entries.length ? entries : entries.slice(-stored);
+        this.#storage.setItem(this.key, JSON.stringify(part));
         break;
       } catch (error) {
         failure = error;
-        // A storage failing otherwise, or nothing fits: keep the copy already
-        // stored, whose events are at worst sent twice and deduplicated.
-        if (!isQuotaError(error) || count === 0) {
-          count = 0;
-          break;
-        }
-        count = Math.floor(count / 2);
+        // A storage failing otherwise will not take less either. What it
+        // already holds stays: at worst those events are sent twice, and
+        // the server stores them once.
+        stored = isQuotaError(error) ? Math.floor(stored / 2) : 0;
       }
     }
-    this.#reportUnstored(entries.length - count, failure);
+    this.#reportShortfall(entries.length - stored, failure);
   }
 
-  #reportUnstored(unstored: number, failure: unknown): void {
-    if (unstored === 0 && failure === null) {
-      this.#unstored = null;
+  #reportShortfall(unstored: number, failure: unknown): void {
+    if (failure === null) {
+      this.#short = false;
       return;
     }
-    if (this.#unstored !== null) {
-      this.#unstored = unstored;
-      return;
-    }
-    this.#unstored = unstored;
+    if (this.#short) return;
+    this.#short = true;
     const cause = isQuotaError(failure)
       ? "the storage is full"
       : `the storage failed: ${failure instanceof Error ? failure.message : String(failure)}`;
