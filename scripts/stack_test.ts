@@ -5,13 +5,13 @@
  * and a database with no record of the files it was made from is made again.
  * A gateway started before the functions' code changed is restarted.
  * Runs on a copy of the project, as a stack of its own (STACK_NAME=migrations,
- * ports 60322 and 60321), so the real migrations are never touched.
+ * ports 26322 and 26321, below the ephemeral port range), so the real migrations are never touched.
  */
 import assert from "node:assert/strict";
 
 const root = new URL("../", import.meta.url).pathname;
 const mayRun = Deno.permissions.querySync({ name: "run" }).state === "granted";
-const stackEnv = { STACK_NAME: "migrations", DB_PORT: "60322", API_PORT: "60321", NO_COLOR: "1" };
+const stackEnv = { STACK_NAME: "migrations", DB_PORT: "26322", API_PORT: "26321", NO_COLOR: "1" };
 const scoreMigration = "supabase/migrations/20261124000300_engagement_score_and_views.sql";
 
 async function run(command: string, args: string[], cwd: string, env = {}): Promise<string> {

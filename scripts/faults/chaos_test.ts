@@ -1,6 +1,6 @@
 /**
  * The short form of the fault-injection run (`scripts/chaos --short`), on a
- * stack of its own (STACK_NAME=chaos-short, ports 59322 and 59321) that it
+ * stack of its own (STACK_NAME=chaos-short, ports 25322 and 25321) that it
  * brings down afterwards: every kind of fault strikes once, and afterwards
  * nothing is lost or duplicated and the function always answered in time.
  */
@@ -19,7 +19,7 @@ Deno.test({
       const { code, stdout, stderr } = await new Deno.Command(`${root}scripts/chaos`, {
         args: ["--short", "--report", reportFile],
         cwd: root,
-        env: { STACK_NAME: "chaos-short", DB_PORT: "59322", API_PORT: "59321", NO_COLOR: "1" },
+        env: { STACK_NAME: "chaos-short", DB_PORT: "25322", API_PORT: "25321", NO_COLOR: "1" },
         stdin: "null",
       }).output();
       const output = new TextDecoder().decode(stdout);
