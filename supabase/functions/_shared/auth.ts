@@ -52,9 +52,14 @@ export type Principal =
   | { kind: "anon" }
   | { kind: "service" };
 
-/** Why a request is not authenticated. */
+/**
+ * Why a request is not authenticated. `unavailable` means the token could not
+ * be checked at all (the project's JWKS could not be fetched): the caller is
+ * not at fault and may try again.
+ */
 export interface AuthError {
   message: string;
+  unavailable?: true;
 }
 
 /** A value or the reason there is none. */
@@ -131,9 +136,17 @@ export async function verifyAccessToken(
   if (!token) return fail("the Authorization header must be 'Bearer <jwt>'");
   const known = trustedClaims(keys, token, at.getTime());
   if (known) return { ok: true, value: known };
+  let algorithm: unknown;
+  try {
+    algorithm = decodeProtectedHeader(token).alg;
+  } catch {
+    // jose throws a TypeError, not one of its own errors, for a header that
+    // is not base64url-encoded JSON.
+    return fail("the JWT is malformed or not valid");
+  }
+  const symmetric = algorithm === "HS256";
   try {
     const options = { issuer: keys.issuer, clockTolerance: CLOCK_TOLERANCE_S, currentDate: at };
-    const symmetric = decodeProtectedHeader(token).alg === "HS256";
     let payload: AccessClaims;
     if (symmetric && keys.secret) {
       ({ payload } = await jwtVerify<AccessClaims>(token, keys.secret, {
@@ -148,10 +161,21 @@ export async function verifyAccessToken(
           "project's JWT secret to accept HS256 user tokens)",
       );
     } else if (keys.jwks) {
-      ({ payload } = await jwtVerify<AccessClaims>(token, keys.jwks, {
-        ...options,
-        algorithms: ["RS256", "ES256", "EdDSA"],
-      }));
+      try {
+        ({ payload } = await jwtVerify<AccessClaims>(token, keys.jwks, {
+          ...options,
+          algorithms: ["RS256", "ES256", "EdDSA"],
+        }));
+      } catch (error) {
+        if (jwksUnavailable(error)) {
+          console.error("track: the JWKS could not be read", error);
+          return {
+            ok: false,
+            error: { message: "the project's signing keys cannot be read now", unavailable: true },
+          };
+        }
+        throw error;
+      }
     } else {
       return fail("the JWT's signing algorithm is not allowed");
     }
@@ -171,6 +195,19 @@ export async function verifyAccessToken(
     if (error instanceof errors.JOSEError) return fail("the JWT is malformed or not valid");
     throw error;
   }
+}
+
+/**
+ * Whether a JWKS lookup failed for want of the key set rather than because of
+ * the token: a timeout, a network error, or an answer that is not a key set.
+ * The token's own faults (bad encoding, unknown `kid`, bad signature) are
+ * JOSE errors with codes of their own; jose reports a failed fetch with the
+ * generic JOSEError, or lets fetch's own error through.
+ */
+function jwksUnavailable(error: unknown): boolean {
+  if (!(error instanceof errors.JOSEError)) return true;
+  return error instanceof errors.JWKSTimeout || error instanceof errors.JWKSInvalid ||
+    error.code === errors.JOSEError.code;
 }
 
 /** Whether two strings are equal, in a time that does not tell where they differ: one is a secret. */

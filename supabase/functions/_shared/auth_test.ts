@@ -195,3 +195,50 @@ Deno.test("with a secret and a JWKS, each token is checked with the key its algo
 Deno.test("without a secret, a JWKS or a project URL there is nothing to check with", () => {
   assert.throws(() => keysFromEnv(envOf({ SUPABASE_ANON_KEY: "a.b.c" })), /SUPABASE_JWKS/);
 });
+
+Deno.test("a token in three parts that is not a JWT is refused, not thrown on", async () => {
+  const json = (value: unknown) => btoa(JSON.stringify(value)).replace(/=+$/, "");
+  for (
+    const text of ["foo.bar.baz", `abcd.${json({})}.x`, `${json(null)}.x.y`, `${json([1])}.x.y`]
+  ) {
+    assert.deepEqual(
+      await verifyAccessToken(`Bearer ${text}`, keysFor(secret), t0),
+      { ok: false, error: { message: "the JWT is malformed or not valid" } },
+      text,
+    );
+  }
+});
+
+Deno.test("a JWKS that cannot be fetched makes the token unverifiable, not invalid", async () => {
+  const { userToken } = await hostedProject();
+  const bearer = `Bearer ${await userToken({})}`;
+  const answers = [
+    () => new Response("upstream down", { status: 502 }),
+    () => new Response("<html>", { status: 200 }),
+    () => Response.json({ keys: "none" }),
+  ];
+  let answer = 0;
+  const server = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, onListen() {} },
+    () => answers[answer](),
+  );
+  const errorLog = console.error;
+  console.error = () => {};
+  try {
+    for (; answer < answers.length; answer++) {
+      // A fresh set of keys each time: jose keeps a fetched set for a while.
+      const keys = keysFromEnv(envOf({ SUPABASE_URL: `http://127.0.0.1:${server.addr.port}` }));
+      const result = await verifyAccessToken(bearer, keys, t0);
+      assert.equal(result.ok, false);
+      assert.equal(!result.ok && result.error.unavailable, true, `answer ${answer}`);
+    }
+    await server.shutdown();
+    // Nothing listening at all.
+    const closed = keysFromEnv(envOf({ SUPABASE_URL: `http://127.0.0.1:${server.addr.port}` }));
+    const result = await verifyAccessToken(bearer, closed, t0);
+    assert.equal(!result.ok && result.error.unavailable, true, "connection refused");
+  } finally {
+    console.error = errorLog;
+    await server.shutdown().catch(() => {});
+  }
+});

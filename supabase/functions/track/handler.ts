@@ -12,7 +12,8 @@
  * when every event was refused (same body) or the body is not JSON, not an
  * event or batch; 401 for a missing or bad JWT; 405 for methods other than
  * POST and OPTIONS; 413 over 512 KiB or 500 events; 429 over the rate limit;
- * 503 when the database cannot take the request (nothing of it is stored).
+ * 503 when the database cannot take the request (nothing of it is stored),
+ * or when the project's signing keys cannot be fetched to check the JWT.
  * Each request logs one line to stderr.
  *
  * Rate limit (see `rate_limit.ts`): per principal (`user:<id>`, or
@@ -121,6 +122,12 @@ async function authenticate(request: Request): Promise<Principal | Response> {
   const verified = await verifyAccessToken(request.headers.get("authorization"), verificationKeys);
   const principal = verified.ok ? principalOf(verified.value) : verified;
   if (principal.ok) return principal.value;
+  if (!verified.ok && verified.error.unavailable) {
+    // Not the caller's fault: a 401 would make a client drop the events.
+    return errorResponse(503, "auth_unavailable", `${verified.error.message}; retry later`, {
+      "Retry-After": String(RETRY_AFTER_UNAVAILABLE_S),
+    });
+  }
   return errorResponse(401, "unauthorized", principal.error.message, {
     "WWW-Authenticate": 'Bearer error="invalid_token"',
   });

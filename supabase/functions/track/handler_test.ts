@@ -68,6 +68,7 @@ Deno.test("the function itself refuses a missing, malformed, forged, expired or 
     ["missing", null, /missing Authorization header/],
     ["not bearer", `Basic ${btoa("a:b")}`, /must be 'Bearer <jwt>'/],
     ["not a jwt", "Bearer not-a-jwt", /must be 'Bearer <jwt>'/],
+    ["three parts, not a jwt", "Bearer foo.bar.baz", /malformed/],
     [
       "forged",
       `Bearer ${await mintUserJwt(userId, {

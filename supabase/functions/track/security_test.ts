@@ -18,10 +18,12 @@ import assert from "node:assert/strict";
 import { exportJWK, exportSPKI, generateKeyPair, SignJWT } from "jose";
 import {
   createUser,
+  freePort,
   integrationTest,
   mintUserJwt,
   sql,
   stack,
+  startFunction,
   type TestUser,
   trackUrl,
 } from "../../../test_support/stack.ts";
@@ -154,7 +156,14 @@ async function refusedTokens(userId: string): Promise<RefusedToken[]> {
   const otherProject = encoder.encode("another-projects-jwt-secret-of-32-characters");
   const badSignature = "the JWT's signature is not valid";
   const badAlgorithm = "the JWT's signing algorithm is not allowed";
+  const malformed = "the JWT is malformed or not valid";
   return [
+    { what: "three parts that are not a JWT", token: "foo.bar.baz", message: malformed },
+    {
+      what: "a header that decodes to JSON null",
+      token: `${base64url(null)}.${payload}.${signature}`,
+      message: malformed,
+    },
     {
       what: "HS256 signed with the RSA public key's PEM as the HMAC secret",
       token: await signHs("HS256", encoder.encode(publicPem)),
@@ -530,5 +539,44 @@ integrationTest(
     }
     assert.ok(checked.includes("dist/interaction-tracking.min.js"), "the bundle was checked");
     assert.ok(checked.includes("src/mod.ts"), "the sources were checked");
+  },
+);
+
+integrationTest(
+  "a project whose signing keys cannot be fetched answers 503 with Retry-After, so clients keep their events",
+  async () => {
+    // As on a hosted project with asymmetric keys: no JWT secret, the JWKS
+    // fetched from the project's URL, here a port nothing listens on.
+    const instance = await startFunction("track", {
+      SUPABASE_JWT_SECRET: "",
+      SUPABASE_URL: `http://127.0.0.1:${freePort()}`,
+    });
+    try {
+      const user = await createUser();
+      const signing = await generateKeyPair("ES256");
+      const token = await new SignJWT({ role: "authenticated", sub: user.id })
+        .setProtectedHeader({ alg: "ES256", typ: "JWT", kid: "key-1" })
+        .setExpirationTime("1h")
+        .sign(signing.privateKey);
+      const event = view();
+      const response = await fetch(instance.url, {
+        method: "POST",
+        headers: headers(token),
+        body: JSON.stringify(event),
+      });
+      assert.equal(response.status, 503);
+      assert.equal(response.headers.get("retry-after"), "5");
+      assert.equal(response.headers.get("access-control-allow-origin"), "*");
+      assert.deepEqual(await response.json(), {
+        error: {
+          code: "auth_unavailable",
+          message: "the project's signing keys cannot be read now; retry later",
+        },
+      });
+      assert.deepEqual(await storedRows([event.eventId as string]), []);
+    } finally {
+      await instance.stop();
+    }
+    assert.match(instance.log(), /the JWKS could not be read/);
   },
 );
