@@ -37,18 +37,22 @@ export type ResolvedTime =
   | { ok: true; occurredAt: Date; clientTimestamp: Date | null }
   | { ok: false; error: FieldError };
 
-/** The earliest storable client time: Postgres has no year 0. */
+/**
+ * The storable client times: Postgres has no year 0, and reads the `+010000-`
+ * that JavaScript writes for year 10000 as a time zone, refusing the batch.
+ */
 const EARLIEST_MS = Date.parse("0001-01-01T00:00:00Z");
+const LATEST_MS = Date.parse("9999-12-31T23:59:59.999Z");
 
 /** Resolves `occurred_at` as SPEC's "Time" section says, or explains why the event is refused. */
 export function resolveOccurredAt({ timestamp, sentAt, receivedAt }: TimeInput): ResolvedTime {
   const received = receivedAt.getTime();
   const happened = timestamp === undefined ? undefined : Date.parse(timestamp);
   const sent = sentAt === undefined ? undefined : Date.parse(sentAt);
-  if (happened !== undefined && !(happened >= EARLIEST_MS)) {
+  if (happened !== undefined && !(happened >= EARLIEST_MS && happened <= LATEST_MS)) {
     return {
       ok: false,
-      error: { path: "timestamp", message: "must be a valid time in year 1 or later" },
+      error: { path: "timestamp", message: "must be a valid time in the years 1 to 9999" },
     };
   }
   if (sent !== undefined && !Number.isFinite(sent)) {

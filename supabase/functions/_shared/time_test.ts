@@ -82,12 +82,19 @@ Deno.test("age is judged after skew correction", () => {
 });
 
 Deno.test("a timestamp Postgres could not store is refused", () => {
-  assert.deepEqual(
-    resolveOccurredAt({
-      timestamp: "0000-12-31T23:59:59Z",
-      sentAt: "0000-12-31T23:59:59Z",
-      receivedAt,
-    }),
-    { ok: false, error: { path: "timestamp", message: "must be a valid time in year 1 or later" } },
-  );
+  const refused = {
+    ok: false,
+    error: { path: "timestamp", message: "must be a valid time in the years 1 to 9999" },
+  };
+  // Year 0, and year 10000 in UTC though its local date is in 9999.
+  for (const timestamp of ["0000-12-31T23:59:59Z", "9999-12-31T23:59:59-14:00"]) {
+    assert.deepEqual(resolveOccurredAt({ timestamp, sentAt: timestamp, receivedAt }), refused);
+  }
+  const last = resolveOccurredAt({
+    timestamp: "9999-12-31T23:59:59.999Z",
+    sentAt: "9999-12-31T23:59:59.999Z",
+    receivedAt,
+  });
+  assert.ok(last.ok);
+  assert.equal(last.clientTimestamp?.toISOString(), "9999-12-31T23:59:59.999Z");
 });

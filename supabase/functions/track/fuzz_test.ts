@@ -337,11 +337,28 @@ const hostileString = fc.oneof(
 function arbitraries(world: World) {
   const now = Date.now();
   const day = 24 * 60 * 60 * 1000;
-  // Mostly within the 7 days the contract accepts, sometimes older.
+  // Mostly within the 7 days the contract accepts, sometimes older, now and
+  // then at the edges of what Postgres can store.
   const time = fc.oneof(
-    { arbitrary: fc.integer({ min: -6 * day, max: day / 24 }), weight: 6 },
-    { arbitrary: fc.integer({ min: -30 * day, max: -6 * day }), weight: 1 },
-  ).map((offset) => new Date(now + offset).toISOString());
+    {
+      arbitrary: fc.integer({ min: -6 * day, max: day / 24 })
+        .map((offset) => new Date(now + offset).toISOString()),
+      weight: 12,
+    },
+    {
+      arbitrary: fc.integer({ min: -30 * day, max: -6 * day })
+        .map((offset) => new Date(now + offset).toISOString()),
+      weight: 2,
+    },
+    {
+      arbitrary: fc.constantFrom(
+        "9999-12-31T23:59:59.999Z",
+        "9999-12-31T23:59:59-14:00",
+        "0001-01-01T00:00:00+14:00",
+      ),
+      weight: 1,
+    },
+  );
   const principal = fc.constantFrom(...world.principals);
   /** Mostly the principal's own, sometimes anyone's. */
   const mostlyOwn = <T>(own: T[], all: T[]) =>
