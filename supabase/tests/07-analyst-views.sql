@@ -297,10 +297,10 @@ values
   ('07000000-0000-4000-8000-000000000057', '07000000-0000-4000-8000-00000000000c', null,
     '2001-02-05 10:00:00+00', '2001-02-05 10:00:00+00', 1, 0);
 
-insert into public.user_interactions (event_id, user_id, anonymous_id, session_id, event_type,
-  entity_type, entity_id, metadata, occurred_at)
-select gen_random_uuid(), e.user_id, e.anonymous_id, e.session_id, e.event_type, e.entity_type,
-  e.entity_id, e.metadata, e.occurred_at
+-- Each event id is registered first, with its occurred_at, as the ingestion
+-- function does.
+create temp table fixture as
+select gen_random_uuid() as event_id, e.*
 from (
   values
     -- A, session S1
@@ -392,6 +392,14 @@ from (
       'click', 'event', 'pgtap07-ev-1', '{}', '2001-02-03 14:00:00+00')
 ) as e (user_id, anonymous_id, session_id, event_type, entity_type, entity_id, metadata,
   occurred_at);
+
+insert into public.interaction_event_ids (event_id, occurred_at)
+select f.event_id, f.occurred_at from fixture as f;
+insert into public.user_interactions (event_id, user_id, anonymous_id, session_id, event_type,
+  entity_type, entity_id, metadata, occurred_at)
+select f.event_id, f.user_id, f.anonymous_id, f.session_id, f.event_type, f.entity_type,
+  f.entity_id, f.metadata, f.occurred_at
+from fixture as f;
 
 -- --- the views against hand-computed expectations ---------------------------
 
