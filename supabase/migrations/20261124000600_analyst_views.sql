@@ -103,10 +103,13 @@ comment on column public.entity_engagement_daily.sessions is
 create view public.event_funnel
 with (security_invoker = true)
 as
+-- A ticket click is tied to its event in either of the two ways the client
+-- records one: on the event itself (ticketClick('event', id)), or on one of
+-- its ticket links, whose metadata.event_id names it.
 with steps as (
   select
     case
-      when ui.event_type = 'ticket_click' then ui.metadata ->> 'event_id'
+      when ui.entity_type = 'ticket_link' then ui.metadata ->> 'event_id'
       else ui.entity_id
     end as entity_id,
     ui.event_type as step,
@@ -116,7 +119,7 @@ with steps as (
   where (
       ui.entity_type = 'event'
       and (
-        ui.event_type in ('view', 'click')
+        ui.event_type in ('view', 'click', 'ticket_click')
         or (ui.event_type = 'attendance' and ui.metadata -> 'attended' is distinct from 'false')
       )
     )
@@ -178,8 +181,8 @@ comment on view public.event_funnel is
   '(metadata.attended not false) at or after the first view. So clickers, ticket_clickers '
   'and attendees never exceed viewers, and a click, ticket_click or attendance with no view '
   'before it is left out (it still shows in entity_engagement_daily). A ticket_click belongs '
-  'to an event when it is on a ticket_link entity whose metadata.event_id (a string) is the '
-  'event''s entity_id. One row per event with at least one of these steps recorded; rates are '
+  'to an event when it is on the event itself (entity_type ''event''), or on a ticket_link '
+  'entity whose metadata.event_id (a string) is the event''s entity_id. One row per event with at least one of these steps recorded; rates are '
   'percents rounded to 2 decimals, null when their denominator is 0.';
 comment on column public.event_funnel.entity_id is
   'The event''s entity_id (user_interactions.entity_id where entity_type is ''event'').';
@@ -188,8 +191,9 @@ comment on column public.event_funnel.viewers is
 comment on column public.event_funnel.clickers is
   'How many of the viewers clicked the event at or after their first view.';
 comment on column public.event_funnel.ticket_clickers is
-  'How many of the clickers clicked one of the event''s ticket links (a ticket_link whose '
-  'metadata.event_id is the event) at or after their first such click.';
+  'How many of the clickers clicked for tickets to the event (a ticket_click on the event, '
+  'or on a ticket_link whose metadata.event_id is the event) at or after their first click '
+  'on the event.';
 comment on column public.event_funnel.attendees is
   'How many of the viewers marked attendance (metadata.attended not false) at or after '
   'their first view.';

@@ -132,8 +132,9 @@ select is_empty(
 );
 select matches(
   obj_description('public.event_funnel'::regclass, 'pg_class'),
-  'ticket_link entity whose metadata\.event_id',
-  'event_funnel''s comment says how a ticket_click is tied to its event'
+  'on the event itself \(entity_type ''event''\), or on a ticket_link entity whose '
+    || 'metadata\.event_id',
+  'event_funnel''s comment says how a ticket_click is tied to its event, both ways'
 );
 select matches(
   obj_description('public.preference_signals'::regclass, 'pg_class'),
@@ -270,7 +271,7 @@ select results_eq(
 -- User A, session S1 on 2001-02-03 (8 events, 2 views, 10:00 to 10:20:00.001),
 -- events outside any session that day, and session S4 on 2001-02-04 (9 events,
 -- no view, 09:00 to 09:45). User B, session S2 (6 events, 1 view, 30 s).
--- Anonymous visitors: anon-1 in session S3 (3 events, 1 view, 10 min), anon-2
+-- Anonymous visitors: anon-1 in session S3 (4 events, 1 view, 10 min), anon-2
 -- and anon-3 outside any session. User C has three sessions on 2001-02-05
 -- whose events are no longer kept (as after a retention run).
 
@@ -287,7 +288,7 @@ values
   ('07000000-0000-4000-8000-000000000052', '07000000-0000-4000-8000-00000000000b', null,
     '2001-02-03 11:00:00+00', '2001-02-03 11:00:30+00', 6, 1),
   ('07000000-0000-4000-8000-000000000053', null, 'pgtap07-anon-1',
-    '2001-02-03 12:00:00+00', '2001-02-03 12:10:00+00', 3, 1),
+    '2001-02-03 12:00:00+00', '2001-02-03 12:10:00+00', 4, 1),
   ('07000000-0000-4000-8000-000000000054', '07000000-0000-4000-8000-00000000000a', null,
     '2001-02-04 09:00:00+00', '2001-02-04 09:45:00+00', 9, 0),
   ('07000000-0000-4000-8000-000000000055', '07000000-0000-4000-8000-00000000000c', null,
@@ -368,11 +369,15 @@ from (
       '2001-02-03 11:00:30+00'),
     ('07000000-0000-4000-8000-00000000000b', null, '07000000-0000-4000-8000-000000000052',
       'unfollow', 'artist', 'pgtap07-ar-1', '{"artist_name": "A"}', '2001-02-03 11:00:30+00'),
-    -- anon-1, session S3: views, then clicks twice
+    -- anon-1, session S3: views, then clicks twice, and between the clicks
+    -- clicks for tickets on the event itself (no ticket_link entity)
     (null, 'pgtap07-anon-1', '07000000-0000-4000-8000-000000000053',
       'view', 'event', 'pgtap07-ev-1', '{}', '2001-02-03 12:00:00+00'),
     (null, 'pgtap07-anon-1', '07000000-0000-4000-8000-000000000053',
       'click', 'event', 'pgtap07-ev-1', '{}', '2001-02-03 12:05:00+00'),
+    (null, 'pgtap07-anon-1', '07000000-0000-4000-8000-000000000053',
+      'ticket_click', 'event', 'pgtap07-ev-1', '{"vendor": "Ticketmaster"}',
+      '2001-02-03 12:08:00+00'),
     (null, 'pgtap07-anon-1', '07000000-0000-4000-8000-000000000053',
       'click', 'event', 'pgtap07-ev-1', '{}', '2001-02-03 12:10:00+00'),
     -- anon-2: views in the last millisecond of the UTC day, ticket click the
@@ -417,6 +422,7 @@ select results_eq(
       ('2001-02-03', 'artist', 'pgtap07-ar-1', 'unfollow', 1, 1, 1),
       ('2001-02-03', 'event', 'pgtap07-ev-1', 'attendance', 1, 1, 1),
       ('2001-02-03', 'event', 'pgtap07-ev-1', 'click', 5, 4, 3),
+      ('2001-02-03', 'event', 'pgtap07-ev-1', 'ticket_click', 1, 1, 1),
       ('2001-02-03', 'event', 'pgtap07-ev-1', 'view', 6, 5, 3),
       ('2001-02-03', 'event', 'pgtap07-ev-2', 'click', 1, 1, 0),
       ('2001-02-03', 'review', 'pgtap07-rv-1', 'review', 1, 1, 1),
@@ -438,9 +444,10 @@ select results_eq(
 );
 
 -- ev-1: A views, clicks, ticket-clicks and attends; B clicks only before its
--- view and withdraws attendance; anon-1 views and clicks; anon-2 views and
--- ticket-clicks without clicking; anon-3 clicks at the instant of its view
--- but ticket-clicked before. ev-2 has a click and a ticket but no view.
+-- view and withdraws attendance; anon-1 views, clicks and ticket-clicks on the
+-- event itself; anon-2 views and ticket-clicks without clicking; anon-3 clicks
+-- at the instant of its view but ticket-clicked before. ev-2 has a click and a
+-- ticket but no view.
 select results_eq(
   $$
     select entity_id, viewers, clickers, ticket_clickers, attendees, view_to_click_pct,
@@ -451,12 +458,13 @@ select results_eq(
   $$,
   $$
     values
-      ('pgtap07-ev-1', 5::bigint, 3::bigint, 1::bigint, 1::bigint, 60.00::numeric(5, 2),
-        33.33::numeric(5, 2), 20.00::numeric(5, 2), 20.00::numeric(5, 2)),
+      ('pgtap07-ev-1', 5::bigint, 3::bigint, 2::bigint, 1::bigint, 60.00::numeric(5, 2),
+        66.67::numeric(5, 2), 40.00::numeric(5, 2), 20.00::numeric(5, 2)),
       ('pgtap07-ev-2', 0, 0, 0, 0, null, null, null, null)
   $$,
   'event_funnel counts each step only after the one before it, ties a ticket_click to its '
-    || 'event through metadata.event_id, and leaves a rate null when its denominator is 0'
+    || 'event (on the event, or on a ticket_link naming it in metadata.event_id), and leaves a '
+    || 'rate null when its denominator is 0'
 );
 
 select results_eq(
@@ -545,7 +553,7 @@ select results_eq(
       (select count(*) from public.preference_signals where entity_id like 'pgtap07-%'),
       (select viewers from public.event_funnel where entity_id = 'pgtap07-ev-1')
   $$,
-  $$ values (20::bigint, 2::bigint, 3::bigint, 10::bigint, 5::bigint) $$,
+  $$ values (21::bigint, 2::bigint, 3::bigint, 10::bigint, 5::bigint) $$,
   'analyst reads every row of every analyst view'
 );
 select throws_ok(
@@ -567,7 +575,7 @@ select results_eq(
       (select count(*) from public.user_engagement where user_id::text like '07000000-%'),
       (select count(*) from public.preference_signals where entity_id like 'pgtap07-%')
   $$,
-  $$ values (20::bigint, 3::bigint, 10::bigint) $$,
+  $$ values (21::bigint, 3::bigint, 10::bigint) $$,
   'service_role reads every row of the analyst views'
 );
 reset role;
