@@ -112,20 +112,13 @@ export function interactionHelpers(track: TrackFunction): InteractionHelpers {
     entityId: string,
     metadata?: Metadata,
   ) => track(eventType, entityType, entityId, metadata);
-  // The event type's own value goes into the metadata, over a same-named key.
   const withValue = <V>(eventType: EventType, key: string, fallback?: V) =>
   (
     entityType: EntityType,
     entityId: string,
     value: V | undefined = fallback,
     metadata?: Metadata,
-  ) =>
-    track(
-      eventType,
-      entityType,
-      entityId,
-      value === undefined ? metadata : { ...metadata, [key]: value },
-    );
+  ) => track(eventType, entityType, entityId, withOwnValue(metadata, key, value));
   return {
     view: simple("view"),
     click: simple("click"),
@@ -133,7 +126,7 @@ export function interactionHelpers(track: TrackFunction): InteractionHelpers {
     share: simple("share"),
     interest: withValue("interest", "interested", true),
     search: (query, entityType, entityId, metadata) =>
-      track("search", entityType, entityId, { ...metadata, query }),
+      track("search", entityType, entityId, withOwnValue(metadata, "query", query)),
     review: withValue<number>("review", "rating"),
     comment: simple("comment"),
     navigate: simple("navigate"),
@@ -147,4 +140,23 @@ export function interactionHelpers(track: TrackFunction): InteractionHelpers {
     streamingTop: simple("streaming_top"),
     streamingRecent: simple("streaming_recent"),
   };
+}
+
+// The event type's own value goes into the metadata, over a same-named key.
+// Metadata that JSON would not write as an object (an array, a string, null,
+// a Date) is handed on as it is, for validation to refuse as it refuses it
+// from `view`: spread, it would become an object of its indexes, or nothing.
+function withOwnValue(
+  metadata: Metadata | undefined,
+  key: string,
+  value: unknown,
+): Metadata | undefined {
+  if (value === undefined) return metadata;
+  if (metadata === undefined) return { [key]: value };
+  return writesAsObject(metadata) ? { ...metadata, [key]: value } : metadata;
+}
+
+function writesAsObject(value: unknown): boolean {
+  return typeof value === "object" && value !== null && !Array.isArray(value) &&
+    typeof (value as { toJSON?: unknown }).toJSON !== "function";
 }

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { EVENT_TYPES } from "./contract.ts";
+import type { Metadata } from "./helpers.ts";
 import { readQueue } from "./queue.ts";
 import { keysWithPrefix, MemoryStorage } from "./storage.ts";
 import {
@@ -194,6 +195,33 @@ Deno.test("tracker: each helper records its event type and its own value in meta
         ["streaming_recent", "song", "s2", undefined],
       ],
     );
+  });
+});
+
+Deno.test("tracker: a helper refuses metadata that is not an object, as view does", async () => {
+  const { supabase, calls } = fakeSupabase({ access_token: "t", user: { id: "u" } });
+  await withTracker({ supabase }, async (tracker, errors) => {
+    const t = tracker.trackInteraction;
+    const notObjects = [["a", "b"], "oops", null, 5, new Date(0)] as unknown as Metadata[];
+    for (const metadata of notObjects) {
+      assert.equal(t.view("event", "e1", metadata), null);
+      assert.equal(t.like("event", "e1", true, metadata), null);
+      assert.equal(t.interest("event", "e1", true, metadata), null);
+      assert.equal(t.search("q", "event", "results", metadata), null);
+      assert.equal(t.review("review", "r1", 5, metadata), null);
+      assert.equal(t.formSubmit("form", "f1", true, metadata), null);
+      assert.equal(t.swipe("event", "e1", "left", metadata), null);
+      assert.equal(t.attendance("event", "e1", true, metadata), null);
+    }
+    await tracker.flush();
+    assert.equal(calls.length, 0, "nothing reshaped into an object and sent");
+    assert.equal(errors.length, notObjects.length * 8);
+    for (const error of errors) {
+      assert.equal(error.kind, "validation");
+      assert.deepEqual((error as { errors: unknown }).errors, [
+        { path: "metadata", message: "must be a JSON object" },
+      ]);
+    }
   });
 });
 
