@@ -105,7 +105,9 @@ with (security_invoker = true)
 as
 -- A ticket click is tied to its event in either of the two ways the client
 -- records one: on the event itself (ticketClick('event', id)), or on one of
--- its ticket links, whose metadata.event_id names it.
+-- its ticket links, whose metadata.event_id names it. Attendance marks are
+-- all kept, withdrawals too: a visitor's latest mark decides whether they
+-- attend, as in the weighting, where a withdrawal cancels the mark.
 with steps as (
   select
     case
@@ -114,14 +116,14 @@ with steps as (
     end as entity_id,
     ui.event_type as step,
     coalesce('user:' || ui.user_id::text, 'anonymous:' || ui.anonymous_id) as visitor,
-    ui.occurred_at
+    ui.occurred_at,
+    ui.id,
+    ui.event_type = 'attendance' and ui.metadata -> 'attended' is distinct from 'false'
+      as attends
   from public.user_interactions as ui
   where (
       ui.entity_type = 'event'
-      and (
-        ui.event_type in ('view', 'click', 'ticket_click')
-        or (ui.event_type = 'attendance' and ui.metadata -> 'attended' is distinct from 'false')
-      )
+      and ui.event_type in ('view', 'click', 'ticket_click', 'attendance')
     )
     or (
       ui.entity_type = 'ticket_link'
@@ -144,7 +146,10 @@ visitors as (
     min(fv.occurred_at) filter (where fv.step = 'click' and fv.occurred_at >= fv.first_view_at)
       as first_click_at,
     max(fv.occurred_at) filter (where fv.step = 'ticket_click') as last_ticket_click_at,
-    max(fv.occurred_at) filter (where fv.step = 'attendance') as last_attendance_at
+    max(fv.occurred_at) filter (where fv.step = 'attendance') as last_attendance_at,
+    -- Of two marks at the same instant, the one stored last.
+    (array_agg(fv.attends order by fv.occurred_at desc, fv.id desc)
+      filter (where fv.step = 'attendance'))[1] as last_attendance_attends
   from first_views as fv
   group by fv.entity_id, fv.visitor
 ),
@@ -154,7 +159,9 @@ counts as (
     count(v.first_view_at) as viewers,
     count(v.first_click_at) as clickers,
     count(*) filter (where v.last_ticket_click_at >= v.first_click_at) as ticket_clickers,
-    count(*) filter (where v.last_attendance_at >= v.first_view_at) as attendees
+    count(*) filter (
+      where v.last_attendance_attends and v.last_attendance_at >= v.first_view_at
+    ) as attendees
   from visitors as v
   group by v.entity_id
 )
@@ -177,13 +184,16 @@ comment on view public.event_funnel is
   'across sessions, counted in distinct visitors (signed-in users by user_id, else anonymous '
   'visitors by anonymous_id). The steps are ordered, each counted only after the one before '
   'it: a view of the event; a click on the event at or after the visitor''s first view; a '
-  'ticket_click at or after that first click; and, from the view, an attendance mark '
-  '(metadata.attended not false) at or after the first view. So clickers, ticket_clickers '
-  'and attendees never exceed viewers, and a click, ticket_click or attendance with no view '
-  'before it is left out (it still shows in entity_engagement_daily). A ticket_click belongs '
-  'to an event when it is on the event itself (entity_type ''event''), or on a ticket_link '
-  'entity whose metadata.event_id (a string) is the event''s entity_id. One row per event with at least one of these steps recorded; rates are '
-  'percents rounded to 2 decimals, null when their denominator is 0.';
+  'ticket_click at or after that first click; and, from the view, attendance: the visitor''s '
+  'latest attendance mark on the event (of two at the same instant, the one stored last) is '
+  'not a withdrawal (metadata.attended false) and falls at or after the first view, so a '
+  'withdrawal cancels the marks before it. So clickers, ticket_clickers and attendees never '
+  'exceed viewers, and a click, ticket_click or attendance with no view before it is left '
+  'out (it still shows in entity_engagement_daily). A ticket_click belongs to an event when '
+  'it is on the event itself (entity_type ''event''), or on a ticket_link entity whose '
+  'metadata.event_id (a string) is the event''s entity_id. One row per event with at least '
+  'one view, click, ticket_click or attendance mark recorded; rates are percents rounded to '
+  '2 decimals, null when their denominator is 0.';
 comment on column public.event_funnel.entity_id is
   'The event''s entity_id (user_interactions.entity_id where entity_type is ''event'').';
 comment on column public.event_funnel.viewers is
@@ -195,8 +205,8 @@ comment on column public.event_funnel.ticket_clickers is
   'or on a ticket_link whose metadata.event_id is the event) at or after their first click '
   'on the event.';
 comment on column public.event_funnel.attendees is
-  'How many of the viewers marked attendance (metadata.attended not false) at or after '
-  'their first view.';
+  'How many of the viewers attend: their latest attendance mark on the event is not a '
+  'withdrawal (metadata.attended false) and falls at or after their first view.';
 comment on column public.event_funnel.view_to_click_pct is
   'clickers as a percent of viewers, rounded to 2 decimals; null when there are no viewers.';
 comment on column public.event_funnel.click_to_ticket_click_pct is

@@ -6,7 +6,7 @@
 -- on entities named 'pgtap07-...' and in February 2001, so rows already in
 -- the database never change the expectations; everything is rolled back.
 begin;
-select plan(37);
+select plan(38);
 
 -- Days are UTC days whatever the reader's time zone: read them from UTC+14,
 -- where every event below falls on a different local day.
@@ -135,6 +135,11 @@ select matches(
   'on the event itself \(entity_type ''event''\), or on a ticket_link entity whose '
     || 'metadata\.event_id',
   'event_funnel''s comment says how a ticket_click is tied to its event, both ways'
+);
+select matches(
+  obj_description('public.event_funnel'::regclass, 'pg_class'),
+  'latest attendance mark',
+  'event_funnel''s comment says a visitor''s latest attendance mark decides'
 );
 select matches(
   obj_description('public.preference_signals'::regclass, 'pg_class'),
@@ -381,20 +386,29 @@ from (
     (null, 'pgtap07-anon-1', '07000000-0000-4000-8000-000000000053',
       'click', 'event', 'pgtap07-ev-1', '{}', '2001-02-03 12:10:00+00'),
     -- anon-2: views in the last millisecond of the UTC day, ticket click the
-    -- next UTC day without clicking
+    -- next UTC day without clicking, marks attendance, then withdraws it
     (null, 'pgtap07-anon-2', null,
       'view', 'event', 'pgtap07-ev-1', '{}', '2001-02-03 23:59:59.999+00'),
     (null, 'pgtap07-anon-2', null,
       'ticket_click', 'ticket_link', 'pgtap07-tl-1', '{"event_id": "pgtap07-ev-1"}',
       '2001-02-04 00:00:00+00'),
-    -- anon-3: a ticket click first, then a view and a click at the same instant
+    (null, 'pgtap07-anon-2', null,
+      'attendance', 'event', 'pgtap07-ev-1', '{"attended": true}', '2001-02-04 00:01:00+00'),
+    (null, 'pgtap07-anon-2', null,
+      'attendance', 'event', 'pgtap07-ev-1', '{"attended": false}', '2001-02-04 00:02:00+00'),
+    -- anon-3: a ticket click first, then a view and a click at the same
+    -- instant; withdraws an attendance it never marked, then marks it
     (null, 'pgtap07-anon-3', null,
       'ticket_click', 'ticket_link', 'pgtap07-tl-1', '{"event_id": "pgtap07-ev-1"}',
       '2001-02-03 13:59:00+00'),
     (null, 'pgtap07-anon-3', null,
       'view', 'event', 'pgtap07-ev-1', '{}', '2001-02-03 14:00:00+00'),
     (null, 'pgtap07-anon-3', null,
-      'click', 'event', 'pgtap07-ev-1', '{}', '2001-02-03 14:00:00+00')
+      'click', 'event', 'pgtap07-ev-1', '{}', '2001-02-03 14:00:00+00'),
+    (null, 'pgtap07-anon-3', null,
+      'attendance', 'event', 'pgtap07-ev-1', '{"attended": false}', '2001-02-03 14:01:00+00'),
+    (null, 'pgtap07-anon-3', null,
+      'attendance', 'event', 'pgtap07-ev-1', '{"attended": true}', '2001-02-03 14:02:00+00')
 ) as e (user_id, anonymous_id, session_id, event_type, entity_type, entity_id, metadata,
   occurred_at);
 
@@ -420,7 +434,7 @@ select results_eq(
       ('2001-02-03'::date, 'artist', 'pgtap07-ar-1', 'follow', 1::bigint, 1::bigint, 1::bigint),
       ('2001-02-03', 'artist', 'pgtap07-ar-1', 'like', 3, 1, 1),
       ('2001-02-03', 'artist', 'pgtap07-ar-1', 'unfollow', 1, 1, 1),
-      ('2001-02-03', 'event', 'pgtap07-ev-1', 'attendance', 1, 1, 1),
+      ('2001-02-03', 'event', 'pgtap07-ev-1', 'attendance', 3, 2, 1),
       ('2001-02-03', 'event', 'pgtap07-ev-1', 'click', 5, 4, 3),
       ('2001-02-03', 'event', 'pgtap07-ev-1', 'ticket_click', 1, 1, 1),
       ('2001-02-03', 'event', 'pgtap07-ev-1', 'view', 6, 5, 3),
@@ -430,7 +444,7 @@ select results_eq(
       ('2001-02-03', 'ticket_link', 'pgtap07-tl-2', 'ticket_click', 1, 1, 0),
       ('2001-02-03', 'ticket_link', 'pgtap07-tl-3', 'ticket_click', 1, 1, 0),
       ('2001-02-04', 'album', 'pgtap07-album-1', 'review', 1, 1, 1),
-      ('2001-02-04', 'event', 'pgtap07-ev-1', 'attendance', 1, 1, 1),
+      ('2001-02-04', 'event', 'pgtap07-ev-1', 'attendance', 3, 2, 1),
       ('2001-02-04', 'event', 'pgtap07-ev-1', 'interest', 2, 1, 1),
       ('2001-02-04', 'event', 'pgtap07-ev-1', 'share', 1, 1, 1),
       ('2001-02-04', 'event', 'pgtap07-search-results', 'search', 1, 1, 1),
@@ -445,9 +459,10 @@ select results_eq(
 
 -- ev-1: A views, clicks, ticket-clicks and attends; B clicks only before its
 -- view and withdraws attendance; anon-1 views, clicks and ticket-clicks on the
--- event itself; anon-2 views and ticket-clicks without clicking; anon-3 clicks
--- at the instant of its view but ticket-clicked before. ev-2 has a click and a
--- ticket but no view.
+-- event itself; anon-2 views and ticket-clicks without clicking, and withdraws
+-- the attendance it marked; anon-3 clicks at the instant of its view but
+-- ticket-clicked before, and marks attendance after withdrawing it. ev-2 has
+-- a click and a ticket but no view.
 select results_eq(
   $$
     select entity_id, viewers, clickers, ticket_clickers, attendees, view_to_click_pct,
@@ -458,13 +473,13 @@ select results_eq(
   $$,
   $$
     values
-      ('pgtap07-ev-1', 5::bigint, 3::bigint, 2::bigint, 1::bigint, 60.00::numeric(5, 2),
-        66.67::numeric(5, 2), 40.00::numeric(5, 2), 20.00::numeric(5, 2)),
+      ('pgtap07-ev-1', 5::bigint, 3::bigint, 2::bigint, 2::bigint, 60.00::numeric(5, 2),
+        66.67::numeric(5, 2), 40.00::numeric(5, 2), 40.00::numeric(5, 2)),
       ('pgtap07-ev-2', 0, 0, 0, 0, null, null, null, null)
   $$,
   'event_funnel counts each step only after the one before it, ties a ticket_click to its '
-    || 'event (on the event, or on a ticket_link naming it in metadata.event_id), and leaves a '
-    || 'rate null when its denominator is 0'
+    || 'event (on the event, or on a ticket_link naming it in metadata.event_id), counts an '
+    || 'attendee by their latest mark, and leaves a rate null when its denominator is 0'
 );
 
 select results_eq(
