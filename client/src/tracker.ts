@@ -229,7 +229,10 @@ class InteractionTracker implements Tracker {
   #running: Promise<void> | null = null;
   #runAgain = false;
   #attempt = 0;
-  #retryAt = 0;
+  // Armed while a failed delivery waits for its retry, which it sends when it
+  // fires; until then only `flush()` or the browser coming back online sends.
+  // A timer, not a time to compare with the clock: the wall clock set back
+  // cannot hold delivery up.
   #retryTimer: ReturnType<typeof setTimeout> | undefined;
   #soonTimer: ReturnType<typeof setTimeout> | undefined;
   #keepaliveBytes = 0;
@@ -459,7 +462,7 @@ class InteractionTracker implements Tracker {
 
   // Soon, not now: the rest of a burst tracked in the same task joins the batch.
   #sendSoon(): void {
-    if (this.#soonTimer !== undefined || this.#now() < this.#retryAt) return;
+    if (this.#soonTimer !== undefined || this.#retryTimer !== undefined) return;
     this.#soonTimer = setTimeout(() => {
       this.#soonTimer = undefined;
       this.#run(false);
@@ -481,7 +484,7 @@ class InteractionTracker implements Tracker {
         do {
           this.#runAgain = false;
           await this.#deliver(force);
-        } while (this.#runAgain && !this.#destroyed && this.#now() >= this.#retryAt);
+        } while (this.#runAgain && !this.#destroyed && this.#retryTimer === undefined);
       } catch (error) {
         this.#report({ kind: "internal", message: `delivery failed: ${describe(error)}` });
       } finally {
@@ -496,7 +499,7 @@ class InteractionTracker implements Tracker {
       this.#forgetEverything();
       return;
     }
-    if (!force && this.#now() < this.#retryAt) return;
+    if (!force && this.#retryTimer !== undefined) return;
     if (this.#ownsQueue) await this.#adoptAbandonedQueues();
     if (this.#unsentCount() <= 0) return;
     await this.#refreshAuth();
@@ -550,9 +553,13 @@ class InteractionTracker implements Tracker {
     if (delivery.kind === "retry") {
       const delay = retryDelay(this.#attempt, delivery.retryAfterMs, this.#backoff, this.#random);
       this.#attempt += 1;
-      this.#retryAt = this.#now() + delay;
-      clearTimeout(this.#retryTimer);
-      if (!this.#destroyed) this.#retryTimer = setTimeout(() => this.#run(false), delay);
+      this.#endBackoff();
+      if (!this.#destroyed) {
+        this.#retryTimer = setTimeout(() => {
+          this.#retryTimer = undefined;
+          this.#run(false);
+        }, delay);
+      }
       this.#report({
         kind: "network",
         status: delivery.status,
@@ -562,7 +569,7 @@ class InteractionTracker implements Tracker {
       return false;
     }
     this.#attempt = 0;
-    this.#retryAt = 0;
+    this.#endBackoff();
     this.#queue.remove(ids);
     if (delivery.kind === "refused") {
       this.#report({
@@ -591,6 +598,11 @@ class InteractionTracker implements Tracker {
       });
     }
     return true;
+  }
+
+  #endBackoff(): void {
+    clearTimeout(this.#retryTimer);
+    this.#retryTimer = undefined;
   }
 
   #dropSignedOut(batch: Entry[]): void {
@@ -669,7 +681,7 @@ class InteractionTracker implements Tracker {
     this.#sessions.clear();
     removeItem(this.#storage, keys.anonymousId);
     this.#memoryAnonymousId = null;
-    clearTimeout(this.#retryTimer);
+    this.#endBackoff();
   }
 
   // --- who sends --------------------------------------------------------------
@@ -788,7 +800,7 @@ class InteractionTracker implements Tracker {
       "online",
       guarded(() => {
         this.#attempt = 0;
-        this.#retryAt = 0;
+        this.#endBackoff();
         this.#run(false);
       }),
     );

@@ -502,6 +502,24 @@ Deno.test("tracker: 503 keeps the events and retries them, same ids, after Retry
   );
 });
 
+Deno.test("tracker: a wall clock stepped back an hour does not hold up a retry", async () => {
+  const time = clock();
+  const { supabase, calls, replies } = fakeSupabase();
+  replies.push(offline);
+  await withTracker(
+    { supabase, now: time.now, backoff: { baseMs: 20, maxMs: 40 }, random: () => 0 },
+    async (tracker) => {
+      const id = tracker.trackInteraction.view("event", "e1");
+      await tracker.flush();
+      assert.equal(calls.length, 1);
+      time.advance(-HOUR); // the system clock is corrected while the retry waits
+      await tick(100);
+      assert.deepEqual(sentIds(calls), [id, id]);
+      assert.equal(tracker.pendingCount(), 0);
+    },
+  );
+});
+
 Deno.test("tracker: while backing off, only an explicit flush sends early", async () => {
   const { supabase, calls, replies } = fakeSupabase();
   replies.push(failing(429, { "Retry-After": "3600" }));
