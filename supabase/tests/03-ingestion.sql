@@ -4,7 +4,7 @@
 -- row of a request with rejections, and concurrent requests for one session.
 -- At the end, every session's figures equal those recomputed from its events.
 begin;
-select plan(45);
+select plan(47);
 
 -- Names for the random ids of this run: pg_temp.id('user A') is the same
 -- uuid every time it is asked for within the run, and a new one each run.
@@ -629,14 +629,17 @@ begin
 end
 $$;
 
--- The ingestion call as SQL text, for the other connections.
-create function pg_temp.ingest_sql(p_events jsonb) returns text
+-- The ingestion call as SQL text, for the other connections, tagged with the
+-- request id of p_call (see errors_of) so its system_errors row can be found.
+create function pg_temp.ingest_sql(p_call text, p_events jsonb) returns text
 language sql
 as $$
   select format(
     'select event_index, event_id, outcome, reason '
-      || 'from public.ingest_interactions(null, %L::jsonb) order by event_index',
-    p_events
+      || 'from public.ingest_interactions(null, %L::jsonb, ''[]''::jsonb, %L::jsonb) '
+      || 'order by event_index',
+    p_events,
+    jsonb_build_object('function', 'track', 'request_id', pg_temp.id(p_call))
   )
 $$;
 
@@ -649,7 +652,7 @@ select results_eq(
     'select * from dblink(%L, %L) '
       || 'as r (event_index integer, event_id uuid, outcome text, reason text)',
     'first',
-    pg_temp.ingest_sql(jsonb_build_array(
+    pg_temp.ingest_sql('concurrent 1', jsonb_build_array(
       pg_temp.ev(0, 'c1', 'session X', 'visitor 3', 'view', '0 seconds')
     ))
   ),
@@ -658,7 +661,7 @@ select results_eq(
 );
 do $$
 begin
-  perform dblink_send_query('second', pg_temp.ingest_sql(jsonb_build_array(
+  perform dblink_send_query('second', pg_temp.ingest_sql('concurrent 2', jsonb_build_array(
     pg_temp.ev(0, 'c2', 'session X', 'visitor 4', 'view', '1 second')
   )));
   perform pg_sleep(0.3);
@@ -675,6 +678,11 @@ select results_eq(
   'once the first commits, the second visitor''s event is rejected, not merged'
 );
 do $$ begin perform * from dblink_get_result('second') as r (event_index integer); end $$;
+select results_eq(
+  $$ select metadata -> 'rejections' -> 0 ->> 'eventId' from pg_temp.errors_of('concurrent 2') $$,
+  $$ values (pg_temp.id('c2')::text) $$,
+  'the refused request committed its system_errors row, tagged with its request id'
+);
 
 select results_eq(
   $$
@@ -694,7 +702,7 @@ select results_eq(
     'select outcome from dblink(%L, %L) '
       || 'as r (event_index integer, event_id uuid, outcome text, reason text)',
     'first',
-    pg_temp.ingest_sql(jsonb_build_array(
+    pg_temp.ingest_sql('concurrent 3', jsonb_build_array(
       pg_temp.ev(0, 'c3', 'session Y', 'visitor 3', 'view', '0 seconds'),
       pg_temp.ev(1, 'c4', 'session Y', 'visitor 3', 'click', '10 seconds')
     ))
@@ -704,7 +712,7 @@ select results_eq(
 );
 do $$
 begin
-  perform dblink_send_query('second', pg_temp.ingest_sql(jsonb_build_array(
+  perform dblink_send_query('second', pg_temp.ingest_sql('concurrent 4', jsonb_build_array(
     pg_temp.ev(0, 'c4', 'session Y', 'visitor 3', 'click', '10 seconds'),
     pg_temp.ev(1, 'c5', 'session Y', 'visitor 3', 'view', '-20 seconds'),
     pg_temp.ev(2, 'c6', 'session Y', 'visitor 3', 'view', '40 seconds')
@@ -771,19 +779,48 @@ select results_eq(
   'every session''s counts and times equal those recomputed from user_interactions'
 );
 
--- Remove what the other connections committed.
+-- Remove what the other connections committed: the events, their ids, the
+-- sessions and the refused request's system_errors row.
 do $$
 begin
   perform dblink_exec('first', format(
     'delete from public.interaction_event_ids where event_id in ('
       || 'select event_id from public.user_interactions where session_id in (%1$L, %2$L)); '
       || 'delete from public.user_interactions where session_id in (%1$L, %2$L); '
-      || 'delete from public.sessions where id in (%1$L, %2$L)',
-    pg_temp.id('session X'), pg_temp.id('session Y')
+      || 'delete from public.sessions where id in (%1$L, %2$L); '
+      || 'delete from public.system_errors '
+      || 'where metadata -> ''request'' ->> ''request_id'' = any (%3$L::text[])',
+    pg_temp.id('session X'), pg_temp.id('session Y'),
+    array(select pg_temp.id('concurrent ' || n)::text from generate_series(1, 4) as n)
   ));
   perform dblink_disconnect(c) from unnest(array['first', 'second']) as c;
 end
 $$;
+
+-- What the other connections committed is all gone, checked from a third
+-- connection that sees only committed rows.
+select results_eq(
+  format(
+    'select * from dblink(%L, %L) as r (events bigint, ids bigint, sessions bigint, '
+      || 'errors bigint)',
+    format(
+      'host=%s port=%s dbname=%s user=postgres password=postgres',
+      host(inet_server_addr()), inet_server_port(), current_database()
+    ),
+    format(
+      'select (select count(*) from public.user_interactions where event_id = any (%1$L)), '
+        || '(select count(*) from public.interaction_event_ids where event_id = any (%1$L)), '
+        || '(select count(*) from public.sessions where id = any (%2$L)), '
+        || '(select count(*) from public.system_errors where metadata -> ''rejections'' '
+        || '@> any (array(select jsonb_build_array(jsonb_build_object(''eventId'', e)) '
+        || 'from unnest(%1$L::uuid[]) as e))) ',
+      array(select pg_temp.id(c) from unnest(array['c1', 'c2', 'c3', 'c4', 'c5', 'c6']) as c),
+      array[pg_temp.id('session X'), pg_temp.id('session Y')]
+    )
+  ),
+  $$ values (0::bigint, 0::bigint, 0::bigint, 0::bigint) $$,
+  'the concurrent requests leave no event, event id, session or system_errors row behind'
+);
 
 select * from finish();
 rollback;
