@@ -1,7 +1,7 @@
 -- The shape of the schema: tables, columns, keys, constraints, indexes, row
 -- level security, views and functions, and their documentation.
 begin;
-select plan(68);
+select plan(70);
 
 -- Tables and columns: name, type, not null, identity, default, in order.
 
@@ -244,14 +244,19 @@ select has_index(
 -- on a large table, the planner must choose it; running the query (explain
 -- analyze) also records the use in the statistics. On the partitioned
 -- user_interactions, every partition's copy of the index must be used.
-create function pg_temp.plan_of(p_query text) returns text
+-- (A statement that writes is only planned, not run.)
+create function pg_temp.plan_of(p_query text, p_run boolean default true) returns text
 language plpgsql
 as $$
 declare
   v_line text;
   v_plan text := '';
 begin
-  for v_line in execute 'explain (analyze, costs off, timing off, summary off) ' || p_query loop
+  for v_line in execute
+    case when p_run then 'explain (analyze, costs off, timing off, summary off) '
+      else 'explain (costs off) '
+    end || p_query
+  loop
     v_plan := v_plan || v_line || E'\n';
   end loop;
   return v_plan;
@@ -300,13 +305,54 @@ select set_eq(
   'a session''s interactions are read through user_interactions_session_id_idx, '
     || 'in every partition'
 );
+
+-- Retention's own statement, read from public.maintain_interaction_partitions,
+-- with its cutoff variable as the parameter PL/pgSQL passes.
+select format(
+  'prepare retention_deletes_event_ids (timestamptz) as %s',
+  coalesce(
+    (
+      select replace(m[1], 'v_cutoff', '$1')
+      from pg_proc p
+      cross join lateral regexp_match(
+        p.prosrc, '(delete from public\.interaction_event_ids\s[^;]*);'
+      ) as m
+      where p.oid = 'public.maintain_interaction_partitions(integer, interval, interval)'
+        ::regprocedure
+    ),
+    'select where $1 is null'
+  )
+) \gexec
+
+select is(
+  (
+    select regexp_replace(statement, '\s+', ' ', 'g')
+    from pg_prepared_statements where name = 'retention_deletes_event_ids'
+  ),
+  'prepare retention_deletes_event_ids (timestamptz) as delete from '
+    || 'public.interaction_event_ids where occurred_at < $1',
+  'retention deletes old event ids by occurred_at alone'
+);
+set local plan_cache_mode = force_custom_plan;
 select alike(
   pg_temp.plan_of($$
-    select count(*) from public.interaction_event_ids where occurred_at < '1970-01-01T00:00:00Z'
-  $$),
+    execute retention_deletes_event_ids(
+      date_trunc('month', now() - interval '13 months', 'UTC')
+    )
+  $$, false),
   '%Bitmap Index Scan on interaction_event_ids_occurred_at_idx%',
-  'retention finds old event ids through interaction_event_ids_occurred_at_idx'
+  'retention''s delete, planned for its cutoff as each daily run plans it, finds old event '
+    || 'ids through interaction_event_ids_occurred_at_idx'
 );
+set local plan_cache_mode = force_generic_plan;
+select alike(
+  pg_temp.plan_of($$ execute retention_deletes_event_ids(now()) $$, false),
+  '%Bitmap Index Scan on interaction_event_ids_occurred_at_idx%',
+  'retention''s delete, planned for any cutoff (a generic plan, as later runs in one session '
+    || 'may use), finds old event ids through interaction_event_ids_occurred_at_idx'
+);
+set local plan_cache_mode = auto;
+deallocate retention_deletes_event_ids;
 select alike(
   pg_temp.plan_of($$
     select * from public.sessions where user_id = '00000000-0000-4000-8000-000000000001'
