@@ -234,6 +234,9 @@ class InteractionTracker implements Tracker {
   // A timer, not a time to compare with the clock: the wall clock set back
   // cannot hold delivery up.
   #retryTimer: ReturnType<typeof setTimeout> | undefined;
+  // Armed while the server's `Retry-After` is in force: then not even the
+  // page going away sends. A plain backoff does not hold that last chance back.
+  #retryAfterTimer: ReturnType<typeof setTimeout> | undefined;
   #soonTimer: ReturnType<typeof setTimeout> | undefined;
   #keepaliveBytes = 0;
   #destroyed = false;
@@ -393,7 +396,7 @@ class InteractionTracker implements Tracker {
     // The key is another tab's to take over from now on: a request that
     // settles later must not write it again.
     this.#queue.detach();
-    clearTimeout(this.#retryTimer);
+    this.#endBackoff();
     clearTimeout(this.#soonTimer);
     for (const cleanup of this.#cleanups.splice(0)) cleanup();
     this.#tabs.release(this.#tabId);
@@ -559,6 +562,10 @@ class InteractionTracker implements Tracker {
           this.#retryTimer = undefined;
           this.#run(false);
         }, delay);
+        const asked = Math.min(delivery.retryAfterMs ?? 0, this.#backoff.maxRetryAfterMs);
+        if (asked > 0) {
+          this.#retryAfterTimer = setTimeout(() => (this.#retryAfterTimer = undefined), asked);
+        }
       }
       this.#report({
         kind: "network",
@@ -602,7 +609,9 @@ class InteractionTracker implements Tracker {
 
   #endBackoff(): void {
     clearTimeout(this.#retryTimer);
+    clearTimeout(this.#retryAfterTimer);
     this.#retryTimer = undefined;
+    this.#retryAfterTimer = undefined;
   }
 
   #dropSignedOut(batch: Entry[]): void {
@@ -620,7 +629,8 @@ class InteractionTracker implements Tracker {
     // Without access to the tokens, a keepalive request could go out as the
     // wrong user: the queue waits for the next page instead.
     if (
-      this.#keepaliveUrl === null || !this.#authAvailable || this.#destroyed || this.isOptedOut()
+      this.#keepaliveUrl === null || !this.#authAvailable || this.#destroyed ||
+      this.isOptedOut() || this.#retryAfterTimer !== undefined
     ) return;
     this.#queue.save();
     const skip = new Set(this.#inFlight);

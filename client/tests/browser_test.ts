@@ -8,7 +8,7 @@
  *   deno test --allow-all client/
  */
 import assert from "node:assert/strict";
-import type { Route } from "playwright-core";
+import type { Page, Route } from "playwright-core";
 import { integrationTest, sql } from "../../test_support/stack.ts";
 import {
   assertEachOnce,
@@ -45,6 +45,14 @@ function browserTest(name: string, scenario: (harness: Harness) => Promise<void>
     } finally {
       await harness.close();
     }
+  });
+}
+
+/** Makes the page hidden, as switching to another tab does. */
+async function hide(page: Page): Promise<void> {
+  await page.evaluate(() => {
+    Object.defineProperty(document, "visibilityState", { value: "hidden", configurable: true });
+    document.dispatchEvent(new Event("visibilitychange"));
   });
 }
 
@@ -221,10 +229,7 @@ browserTest(
   async (h) => {
     const page = await h.open({ options: { batchSize: 100, flushIntervalMs: 60_000 } });
     const ids = await trackIn(page, views("hidden", 4));
-    await page.evaluate(() => {
-      Object.defineProperty(document, "visibilityState", { value: "hidden", configurable: true });
-      document.dispatchEvent(new Event("visibilitychange"));
-    });
+    await hide(page);
     const rows = await waitForRows(ids as string[], 5000);
     assertEachOnce(rows, ids);
     await waitForPending(page, 0);
@@ -232,6 +237,59 @@ browserTest(
     assert.deepEqual(await errorsIn(page), []);
   },
 );
+
+browserTest(
+  "hiding the page sends nothing while the server's Retry-After is in force",
+  async (h) => {
+    const page = await h.open({ options: { batchSize: 100, flushIntervalMs: 60_000 } });
+    await page.route(trackUrl, async (route) => {
+      if (route.request().method() !== "POST") return await route.continue();
+      await route.fulfill({
+        status: 429,
+        headers: {
+          "Access-Control-Allow-Origin": "*",
+          "Access-Control-Expose-Headers": "Retry-After",
+          "Content-Type": "application/json",
+          "Retry-After": "60",
+        },
+        body: JSON.stringify({ error: { code: "rate_limited", message: "slow down" } }),
+      });
+    });
+    const ids = await trackIn(page, views("hidden-429", 3));
+    await page.evaluate(() => (globalThis as TestWindow).page.tracker.flush());
+    assert.equal(h.requests.length, 1);
+    await hide(page);
+    await sleep(500);
+    assert.equal(h.requests.length, 1, "no keepalive request before the minute is up");
+    assert.equal(await pendingIn(page), 3);
+    const stored = await page.evaluate(() =>
+      Object.keys(localStorage)
+        .filter((key) => key.startsWith("synth_interactions:queue:"))
+        .flatMap((key) => JSON.parse(localStorage.getItem(key)!))
+        .map((entry: { event: { eventId: string } }) => entry.event.eventId)
+    );
+    assert.deepEqual(stored.sort(), [...ids as string[]].sort(), "the events wait in storage");
+  },
+);
+
+browserTest("hiding the page after a network error sends at once, backoff or not", async (h) => {
+  const page = await h.open({
+    options: { batchSize: 100, flushIntervalMs: 60_000, backoff: { baseMs: 60_000 } },
+  });
+  let failed = false;
+  await page.route(trackUrl, async (route) => {
+    if (route.request().method() !== "POST" || failed) return await route.continue();
+    failed = true;
+    await route.abort("internetdisconnected");
+  });
+  const ids = await trackIn(page, views("hidden-offline", 3));
+  await page.evaluate(() => (globalThis as TestWindow).page.tracker.flush());
+  assert.equal(h.requests.length, 1);
+  await hide(page);
+  const rows = await waitForRows(ids as string[], 5000);
+  assertEachOnce(rows, ids);
+  assert.deepEqual(h.requests.map((r) => r.eventIds), [ids, ids]);
+});
 
 browserTest("two tabs tracking at once never send the same event", async (h) => {
   const options = { batchSize: 5, flushIntervalMs: 300 };
