@@ -1676,6 +1676,33 @@ function time(c: CorpusBuilder): void {
     },
     partly(["timestamp"]),
   );
+  c.add(
+    "time",
+    "a timestamp in year 9999 on its own clock but in year 10000 in UTC, after a good event, " +
+      "with sentAt: refused on its own",
+    {
+      body: {
+        json: {
+          events: [event(), event({ timestamp: "9999-12-31T23:59:59-14:00" })],
+          sentAt: "9999-12-31T23:59:59-14:00",
+        },
+      },
+    },
+    partly(["timestamp"]),
+  );
+  c.add(
+    "time",
+    "the last millisecond of year 9999, with a sentAt from the same clock, is stored",
+    {
+      body: {
+        json: {
+          events: [event({ timestamp: "9999-12-31T23:59:59.999Z" })],
+          sentAt: "9999-12-31T23:59:59.999Z",
+        },
+      },
+    },
+    ok(),
+  );
 }
 
 function principal(c: CorpusBuilder): void {
