@@ -214,7 +214,10 @@ class InteractionTracker implements Tracker {
   readonly #queue: DurableQueue<OutgoingEvent>;
   readonly #sessions: SessionStore;
   readonly #tabs: TabCoordinator;
+  // Ids of events in an ordinary request, and in a keepalive one: at
+  // `pagehide` an event can be in both.
   readonly #inFlight = new Set<string>();
+  readonly #inKeepalive = new Set<string>();
   readonly #cleanups: Array<() => void> = [];
 
   // Who the next event belongs to: null when anonymous. Until supabase-js
@@ -460,7 +463,7 @@ class InteractionTracker implements Tracker {
   }
 
   #unsentCount(): number {
-    return this.#queue.size - this.#inFlight.size;
+    return this.#queue.size - this.#beingSent().size;
   }
 
   // Soon, not now: the rest of a burst tracked in the same task joins the batch.
@@ -511,7 +514,7 @@ class InteractionTracker implements Tracker {
       const batch = selectBatch(this.#queue.entries(), {
         maxEvents: this.#maxEventsPerRequest,
         maxBytes: MAX_REQUEST_BYTES,
-        exclude: this.#inFlight,
+        exclude: this.#beingSent(),
         allowOversized: true,
       });
       if (batch.length === 0) return;
@@ -624,8 +627,16 @@ class InteractionTracker implements Tracker {
     });
   }
 
-  // What the page still holds goes out in keepalive requests, which outlive it.
-  #sendOnHide(): void {
+  #beingSent(): Set<string> {
+    return this.#inKeepalive.size === 0
+      ? this.#inFlight
+      : new Set([...this.#inFlight, ...this.#inKeepalive]);
+  }
+
+  // What the page still holds goes out in keepalive requests, which outlive
+  // it. When the page is going away, the browser cancels its ordinary
+  // requests: their events go too (the server stores an event once).
+  #sendOnHide(pageGoing: boolean): void {
     // Without access to the tokens, a keepalive request could go out as the
     // wrong user: the queue waits for the next page instead.
     if (
@@ -633,7 +644,7 @@ class InteractionTracker implements Tracker {
       this.isOptedOut() || this.#retryAfterTimer !== undefined
     ) return;
     this.#queue.save();
-    const skip = new Set(this.#inFlight);
+    const skip = new Set(pageGoing ? this.#inKeepalive : this.#beingSent());
     for (;;) {
       const budget = KEEPALIVE_MAX_BYTES - KEEPALIVE_MARGIN_BYTES - this.#keepaliveBytes;
       const batch = selectBatch(this.#queue.entries(), {
@@ -648,7 +659,7 @@ class InteractionTracker implements Tracker {
       const body = encodeBatch(batch.map((entry) => entry.event), new Date(this.#now()));
       const bytes = new TextEncoder().encode(body).length;
       const ids = batch.map((entry) => entry.event.eventId);
-      for (const id of ids) this.#inFlight.add(id);
+      for (const id of ids) this.#inKeepalive.add(id);
       this.#keepaliveBytes += bytes;
       this.#debug(`page hidden: sending ${batch.length} events with keepalive (${bytes} bytes)`);
       keepaliveTrack(
@@ -658,7 +669,7 @@ class InteractionTracker implements Tracker {
         this.#now,
       ).then((delivery) => {
         this.#keepaliveBytes -= bytes;
-        for (const id of ids) this.#inFlight.delete(id);
+        for (const id of ids) this.#inKeepalive.delete(id);
         this.#settle(delivery, batch);
       }).catch((error) =>
         this.#report({ kind: "internal", message: `keepalive failed: ${describe(error)}` })
@@ -785,14 +796,14 @@ class InteractionTracker implements Tracker {
       document,
       "visibilitychange",
       guarded(() => {
-        if (document.visibilityState === "hidden" && flushOnHide) this.#sendOnHide();
+        if (document.visibilityState === "hidden" && flushOnHide) this.#sendOnHide(false);
       }),
     );
     listen(
       globalThis,
       "pagehide",
       guarded((event) => {
-        if (flushOnHide) this.#sendOnHide();
+        if (flushOnHide) this.#sendOnHide(true);
         this.#queue.save();
         // The page is going for good: let the next page adopt the queue at once.
         if (!(event as PageTransitionEvent).persisted) this.#tabs.release(this.#tabId);

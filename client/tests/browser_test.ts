@@ -224,6 +224,28 @@ browserTest("closing the tab sends what waits with a keepalive request", async (
   assertEachOnce(await rowsOf(ids as string[]), ids);
 });
 
+browserTest("closing the tab sends the events of a request still under way", async (h) => {
+  const page = await h.open({ options: { batchSize: 100, flushIntervalMs: 60_000 } });
+  // Ordinary requests to the track function hang without reaching it, as a
+  // request does that the closing page will cancel; keepalive ones go out.
+  await page.evaluate((url) => {
+    const send = globalThis.fetch;
+    globalThis.fetch = (input, init) => {
+      const target = input instanceof Request ? input.url : String(input);
+      if (target === url && !init?.keepalive) return new Promise<Response>(() => {});
+      return send(input, init);
+    };
+  }, trackUrl);
+  const ids = await trackIn(page, views("closing-under-way", 5));
+  await page.evaluate(() => {
+    void (globalThis as TestWindow).page.tracker.flush();
+  });
+  assert.equal(await pendingIn(page), 5);
+  await page.close({ runBeforeUnload: true });
+  const rows = await waitForRows(ids as string[], 5000);
+  assertEachOnce(rows, ids);
+});
+
 browserTest(
   "hiding the page sends what waits at once, and its answer empties the queue",
   async (h) => {
