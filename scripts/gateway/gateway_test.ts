@@ -36,10 +36,12 @@ async function makeProject(): Promise<string> {
     await Deno.copyFile(`${root}${file}`, `${project}/${file}`);
   }
   await Deno.copyFile(`${root}scripts/gateway/jwt.ts`, `${project}/scripts/gateway/jwt.ts`);
-  await Deno.copyFile(
-    `${root}supabase/functions/_shared/auth.ts`,
-    `${project}/supabase/functions/_shared/auth.ts`,
-  );
+  for (const file of ["auth.ts", "cors.ts"]) {
+    await Deno.copyFile(
+      `${root}supabase/functions/_shared/${file}`,
+      `${project}/supabase/functions/_shared/${file}`,
+    );
+  }
   for (const file of ["deno.json", "deno.lock"]) {
     await Deno.copyFile(`${root}${file}`, `${project}/${file}`);
   }

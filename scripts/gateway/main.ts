@@ -17,6 +17,7 @@
  * @module
  */
 import { parse as parseToml } from "smol-toml";
+import { corsHeaders } from "../../supabase/functions/_shared/cors.ts";
 import { verifyGatewayJwt } from "./jwt.ts";
 
 const root = new URL("../../", import.meta.url);
@@ -129,13 +130,9 @@ async function waitForPort(port: number): Promise<void> {
   throw new Error(`function process on port ${port} did not start`);
 }
 
-const gatewayCors = {
-  "Access-Control-Allow-Origin": "*",
-  "Access-Control-Allow-Headers": "authorization, x-client-info, apikey, content-type",
-};
-
+/** The gateway's own answers carry the functions' CORS headers, so a browser can read them. */
 function gatewayError(status: number, message: string): Response {
-  return Response.json({ code: status, message }, { status, headers: gatewayCors });
+  return Response.json({ code: status, message }, { status, headers: corsHeaders });
 }
 
 const hopByHop = ["connection", "keep-alive", "transfer-encoding", "upgrade", "host"];
