@@ -413,10 +413,8 @@ for (const category of CATEGORIES) {
 
 // Each corpus entry with a `bug` (see its text) is a request the contract
 // answers differently from the current code. Its test is ignored until the
-// bug is fixed; then remove the entry's `bug` in hostile/corpus.ts. Open now:
-// lone-surrogates-010, an error path cut to 64 characters inside a surrogate
-// pair (formatPath in _shared/schemas.ts), which Postgres refuses to store in
-// system_errors, so the request is answered 503 and its valid events lost.
+// bug is fixed; then remove the entry's `bug` in hostile/corpus.ts. None is
+// open now.
 for (const entry of corpus.entries.filter((e) => e.bug)) {
   Deno.test({
     name: `hostile known bug ${entry.id}: ${entry.description} (${entry.bug})`,
