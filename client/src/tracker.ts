@@ -138,7 +138,10 @@ export interface TrackerOptions {
   storage?: KeyValueStorage;
   /** The functions endpoint, for keepalive requests. Default: read from the client. */
   functionsUrl?: string;
-  /** The project's anon (publishable) key, for keepalive and anonymous requests. Default: read from the client. */
+  /**
+   * The project's anon key, the bearer of anonymous requests (a publishable key, not being a JWT,
+   * is refused there) and the `apikey` of keepalive ones. Default: read from the client.
+   */
   apiKey?: string;
   /** Send with `keepalive` when the page is hidden or closed. Default true. */
   flushOnHide?: boolean;
@@ -763,11 +766,10 @@ class InteractionTracker implements Tracker {
     // Without access to supabase.auth, supabase-js chooses the token itself.
     if (!this.#authAvailable) return {};
     if (userId === null) {
-      // A legacy anon key is a JWT and goes as the bearer; a publishable key
-      // goes only as `apikey`, which supabase-js adds.
-      return this.#apiKey !== null && isJwt(this.#apiKey)
-        ? { Authorization: `Bearer ${this.#apiKey}` }
-        : {};
+      // Always the key as the bearer: without one, supabase-js sends the token
+      // of whoever is signed in now, and the events would become theirs. A
+      // publishable key is no JWT: the server refuses it, and that is reported.
+      return this.#apiKey === null ? null : { Authorization: `Bearer ${this.#apiKey}` };
     }
     const token = this.#tokens.get(userId);
     if (
@@ -863,10 +865,6 @@ class InteractionTracker implements Tracker {
     if (readItem(this.#storage, DEBUG_FLAG_KEY) !== "true") return;
     console.log(`[interactions] ${message}`, ...details);
   }
-}
-
-function isJwt(key: string): boolean {
-  return /^[\w-]+\.[\w-]+\.[\w-]+$/.test(key);
 }
 
 function stringHeaders(value: unknown): Record<string, string> {
