@@ -31,6 +31,11 @@ export interface QueuedEvent<E extends { eventId: string }> {
   event: E;
   /** The signed-in user the event was tracked for; null when anonymous. */
   userId: string | null;
+  /**
+   * Tracked before it was known who is signed in: `userId` and the event's
+   * session are a guess, to be set right before the event is sent.
+   */
+  provisional?: true;
 }
 
 /** Something the queue had to give up, reported to the application. */
@@ -128,6 +133,14 @@ export class DurableQueue<E extends { eventId: string }> {
     this.#trim();
     this.save();
     return fresh.length;
+  }
+
+  /** Puts each of `entries` in the place of the queued event with the same id. */
+  replace(entries: readonly QueuedEvent<E>[]): void {
+    if (entries.length === 0) return;
+    const byId = new Map(entries.map((entry) => [entry.event.eventId, entry]));
+    this.#entries = this.#entries.map((entry) => byId.get(entry.event.eventId) ?? entry);
+    this.save();
   }
 
   /** Removes the events with these ids (sent, or given up on). */

@@ -187,6 +187,19 @@ Deno.test("queue: remove drops exactly the given ids and clear empties storage",
   assert.equal(storage.getItem(KEY), null);
 });
 
+Deno.test("queue: replace puts entries in place of the queued ones with their ids", () => {
+  const storage = new MemoryStorage();
+  const queue = new DurableQueue<Event>({ storage, key: KEY, maxSize: 10 });
+  for (let n = 1; n <= 3; n++) queue.push({ ...entry(n), provisional: true });
+  queue.replace([entry(2, "user-a"), { event: { eventId: "id-unknown", n: 9 }, userId: null }]);
+  assert.deepEqual(queue.entries(), [
+    { ...entry(1), provisional: true },
+    entry(2, "user-a"),
+    { ...entry(3), provisional: true },
+  ]);
+  assert.deepEqual(readQueue<Event>(storage, KEY), queue.entries());
+});
+
 Deno.test("queue: merge adds only events not queued yet", () => {
   const storage = new MemoryStorage();
   const queue = new DurableQueue<Event>({ storage, key: KEY, maxSize: 10 });

@@ -185,6 +185,7 @@ export interface Tracker {
 }
 
 const userSpecific: ReadonlySet<string> = new Set(USER_SPECIFIC_EVENT_TYPES);
+const NEEDS_SIGNED_IN_USER: FieldError = { path: "eventType", message: "needs a signed-in user" };
 // Room left in the keepalive budget for what the browser counts besides the body.
 const KEEPALIVE_MARGIN_BYTES = 1024;
 // A token this close to expiry is not used for a request.
@@ -224,7 +225,8 @@ class InteractionTracker implements Tracker {
   readonly #cleanups: Array<() => void> = [];
 
   // Who the next event belongs to: null when anonymous. Until supabase-js
-  // answers, the user of the stored session is the best guess.
+  // first answers, the user of the stored session is the best guess, and the
+  // events tracked meanwhile are provisional.
   #userId: string | null;
   #authKnown = false;
   #authAvailable = false;
@@ -422,16 +424,7 @@ class InteractionTracker implements Tracker {
       return null;
     }
     const invalid = (errors: FieldError[]) => {
-      this.#report({
-        kind: "validation",
-        eventType: String(eventType),
-        entityType: String(entityType),
-        entityId: String(entityId),
-        errors,
-        message: `invalid ${String(eventType)} event: ${
-          errors.map((e) => `${e.path || "event"} ${e.message}`).join("; ")
-        }`,
-      });
+      this.#reportInvalid(eventType, entityType, entityId, errors);
       return null;
     };
     let details: unknown;
@@ -442,7 +435,7 @@ class InteractionTracker implements Tracker {
       return invalid([{ path: "metadata", message: `is not JSON: ${describe(error)}` }]);
     }
     if (this.#authKnown && this.#userId === null && userSpecific.has(eventType)) {
-      return invalid([{ path: "eventType", message: "needs a signed-in user" }]);
+      return invalid([NEEDS_SIGNED_IN_USER]);
     }
     const principal = this.#principal();
     const session = this.#sessions.current(principal);
@@ -459,10 +452,32 @@ class InteractionTracker implements Tracker {
     if (!result.ok) return invalid(result.errors);
     const event = result.event as OutgoingEvent;
     this.#sessions.record(eventType, principal);
-    this.#queue.push({ event, userId: principal.userId });
+    this.#queue.push(
+      this.#awaitingAuth()
+        ? { event, userId: principal.userId, provisional: true }
+        : { event, userId: principal.userId },
+    );
     this.#debug(`tracked ${eventType} ${entityType} ${entityId}`, event);
     if (this.#unsentCount() >= this.#batchSize) this.#sendSoon();
     return event.eventId;
+  }
+
+  #reportInvalid(
+    eventType: string,
+    entityType: string,
+    entityId: string,
+    errors: FieldError[],
+  ): void {
+    this.#report({
+      kind: "validation",
+      eventType: String(eventType),
+      entityType: String(entityType),
+      entityId: String(entityId),
+      errors,
+      message: `invalid ${String(eventType)} event: ${
+        errors.map((e) => `${e.path || "event"} ${e.message}`).join("; ")
+      }`,
+    });
   }
 
   #unsentCount(): number {
@@ -512,6 +527,9 @@ class InteractionTracker implements Tracker {
     if (this.#ownsQueue) await this.#adoptAbandonedQueues();
     if (this.#unsentCount() <= 0) return;
     await this.#refreshAuth();
+    // Until supabase-js has said who is signed in, no event's sender is sure.
+    if (this.#awaitingAuth()) return;
+    this.#confirmProvisional();
     for (;;) {
       if (this.#destroyed || this.isOptedOut()) return;
       const batch = selectBatch(this.#queue.entries(), {
@@ -644,8 +662,9 @@ class InteractionTracker implements Tracker {
     // wrong user: the queue waits for the next page instead.
     if (
       this.#keepaliveUrl === null || !this.#authAvailable || this.#destroyed ||
-      this.isOptedOut() || this.#retryAfterTimer !== undefined
+      this.isOptedOut() || this.#retryAfterTimer !== undefined || this.#awaitingAuth()
     ) return;
+    this.#confirmProvisional();
     this.#queue.save();
     const skip = new Set(pageGoing ? this.#inKeepalive : this.#beingSent());
     for (;;) {
@@ -758,6 +777,44 @@ class InteractionTracker implements Tracker {
     if (userId !== this.#userId) this.#debug(`signed-in user is now ${userId ?? "nobody"}`);
     this.#userId = userId;
     this.#authKnown = true;
+    this.#confirmProvisional();
+  }
+
+  #awaitingAuth(): boolean {
+    return this.#authAvailable && !this.#authKnown;
+  }
+
+  // Events tracked before supabase-js first said who is signed in carry a
+  // guess. Now that it has, they take the real principal and its current
+  // session, keeping their id and time; a signed-out visitor's user-specific
+  // ones are refused, as they would have been when tracked.
+  #confirmProvisional(): void {
+    if (!this.#authKnown) return;
+    const provisional = this.#queue.entries().filter((entry) => entry.provisional);
+    if (provisional.length === 0) return;
+    const principal = this.#principal();
+    const refused: string[] = [];
+    const confirmed: Entry[] = [];
+    for (const { event, userId } of provisional) {
+      if (principal.userId === null && userSpecific.has(event.eventType)) {
+        refused.push(event.eventId);
+        this.#reportInvalid(event.eventType, event.entityType, event.entityId, [
+          NEEDS_SIGNED_IN_USER,
+        ]);
+        continue;
+      }
+      // Counted in the guessed principal's session when tracked: a wrong
+      // guess counts it again, in the session it really belongs to.
+      const session = userId === principal.userId
+        ? this.#sessions.current(principal)
+        : this.#sessions.record(event.eventType, principal);
+      confirmed.push({
+        event: { ...event, sessionId: session.id, anonymousId: principal.anonymousId },
+        userId: principal.userId,
+      });
+    }
+    this.#queue.remove(refused);
+    this.#queue.replace(confirmed);
   }
 
   // Headers that make the server see `userId` (null: anonymous) as the

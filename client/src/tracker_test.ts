@@ -44,20 +44,27 @@ function fakeSupabase(session: AuthSession | null = null) {
   const calls: Call[] = [];
   const replies: Reply[] = [];
   let listener: ((event: string, session: AuthSession | null) => void) | undefined;
+  let answered = Promise.resolve();
   const auth = {
     session,
     /** Set to answer as supabase-js does when it cannot refresh an expired session. */
     refreshError: null as Error | null,
     getSession: () =>
-      Promise.resolve(
+      answered.then(() =>
         auth.refreshError
           ? { data: { session: null }, error: auth.refreshError }
-          : { data: { session: auth.session }, error: null },
+          : { data: { session: auth.session }, error: null }
       ),
     onAuthStateChange(callback: (event: string, session: AuthSession | null) => void) {
       listener = callback;
-      queueMicrotask(() => callback("INITIAL_SESSION", auth.refreshError ? null : auth.session));
+      answered.then(() => callback("INITIAL_SESSION", auth.refreshError ? null : auth.session));
       return { data: { subscription: { unsubscribe: () => (listener = undefined) } } };
+    },
+    /** Holds every answer about who is signed in until the function returned is called. */
+    holdAnswers(): () => void {
+      let answer = () => {};
+      answered = new Promise((resolve) => (answer = resolve));
+      return answer;
     },
     signIn(next: AuthSession | null) {
       auth.session = next;
@@ -276,6 +283,122 @@ Deno.test("tracker: a signed-out visitor cannot send user-specific events", asyn
     assert.deepEqual(errors.map((e) => [e.kind, (e as { errors: unknown }).errors]), [
       ["validation", [{ path: "eventType", message: "needs a signed-in user" }]],
     ]);
+  });
+});
+
+/** A tracker whose supabase-js has not yet said who is signed in; `answer()` lets it. */
+function beforeAuthAnswers(
+  session: AuthSession | null,
+  options: { storage: MemoryStorage; now?: () => number },
+) {
+  const fake = fakeSupabase(session);
+  const answer = fake.auth.holdAnswers();
+  const errors: TrackerError[] = [];
+  const tracker = createTracker({
+    supabase: fake.supabase,
+    flushIntervalMs: HOUR,
+    onError: (error) => errors.push(error),
+    ...options,
+  });
+  return { ...fake, answer, errors, tracker };
+}
+
+Deno.test("tracker: events tracked before the first auth answer wait for it, then take its principal", async () => {
+  const time = clock();
+  const storage = new MemoryStorage();
+  const ALICE_SESSION = "0b7e6a0e-3c57-4f6e-9a53-6d4f1c2a9e10";
+  // The last page had alice signed in; she has signed out since.
+  storage.setItem(
+    "synth_interactions:session",
+    JSON.stringify({
+      id: ALICE_SESSION,
+      userId: "alice",
+      anonymousId: "visitor-1",
+      startedAt: time.now(),
+      lastActivityAt: time.now(),
+      interactionCount: 3,
+      pageViews: 2,
+    }),
+  );
+  storage.setItem("synth_interactions:anonymous_id", "visitor-1");
+  const { tracker, answer, calls, errors } = beforeAuthAnswers(null, { storage, now: time.now });
+  try {
+    const view = tracker.trackInteraction.view("event", "e1");
+    const like = tracker.trackInteraction.like("artist", "a1", true, { artist_name: "X" });
+    assert.notEqual(like, null, "whether a user is signed in is not known yet");
+    time.advance(1000);
+    const flushed = tracker.flush();
+    await tick(20);
+    assert.equal(calls.length, 0, "nothing is sent before auth is known");
+    answer();
+    await flushed;
+    assert.equal(calls.length, 1);
+    assert.equal(calls[0].headers.Authorization, `Bearer ${ANON_KEY}`);
+    const [sent] = calls[0].body.events;
+    assert.deepEqual(
+      [sent.eventId, sent.timestamp, sent.anonymousId],
+      [view, "2025-06-01T10:00:00.000Z", "visitor-1"],
+    );
+    assert.equal(sent.sessionId, tracker.getSessionId(), "the visitor's own session");
+    assert.notEqual(sent.sessionId, ALICE_SESSION);
+    assert.equal(calls[0].body.events.length, 1);
+    assert.equal(tracker.pendingCount(), 0);
+    assert.deepEqual(errors.map((e) => [e.kind, (e as { errors?: unknown }).errors]), [
+      ["validation", [{ path: "eventType", message: "needs a signed-in user" }]],
+    ]);
+  } finally {
+    tracker.destroy();
+  }
+});
+
+Deno.test("tracker: events tracked before the first auth answer go as the user it names", async () => {
+  const alice = { access_token: "alice-token", user: { id: "alice" } };
+  const { tracker, answer, calls, errors } = beforeAuthAnswers(alice, {
+    storage: new MemoryStorage(),
+  });
+  try {
+    const ids = [
+      tracker.trackInteraction.view("event", "e1"),
+      tracker.trackInteraction.like("artist", "a1", true, { artist_name: "X" }),
+    ];
+    answer();
+    await tick();
+    await tracker.flush();
+    assert.deepEqual(errors, []);
+    assert.deepEqual(
+      calls.map((c) => [c.headers.Authorization, c.body.events.map((e) => e.eventId)]),
+      [["Bearer alice-token", ids]],
+    );
+    assert.deepEqual(
+      calls[0].body.events.map((e) => e.sessionId),
+      [tracker.getSessionId(), tracker.getSessionId()],
+    );
+  } finally {
+    tracker.destroy();
+  }
+});
+
+Deno.test("tracker: events tracked before the first auth answer stay provisional across a reload", async () => {
+  const storage = new MemoryStorage();
+  const first = beforeAuthAnswers(null, { storage });
+  const id = first.tracker.trackInteraction.view("event", "e1");
+  await tick();
+  first.tracker.destroy(); // reloaded before supabase-js answered
+  const [key] = keysWithPrefix(storage, "synth_interactions:queue:");
+  assert.deepEqual(
+    readQueue(storage, key).map((entry) => [entry.event.eventId, entry.provisional]),
+    [[id, true]],
+  );
+  const bob = { access_token: "bob-token", user: { id: "bob" } };
+  const { supabase, calls } = fakeSupabase(bob);
+  await withTracker({ supabase, storage }, async (tracker, errors) => {
+    await tracker.flush();
+    assert.deepEqual(errors, []);
+    assert.deepEqual(
+      calls.map((c) => [c.headers.Authorization, c.body.events.map((e) => e.eventId)]),
+      [["Bearer bob-token", [id]]],
+    );
+    assert.equal(calls[0].body.events[0].sessionId, tracker.getSessionId());
   });
 });
 
