@@ -115,3 +115,24 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name:
+    "stack status and down make nothing: on a fresh machine they run before anything is installed",
+  ignore: !mayRun,
+  fn: async () => {
+    const project = await copyProject();
+    try {
+      const status = await run(`${project}/scripts/stack`, ["status"], project, stackEnv);
+      assert.match(status, /postgres: stopped/);
+      assert.match(status, /gateway: stopped/);
+      await run(`${project}/scripts/stack`, ["down"], project, stackEnv);
+      // The data folder is made by `up` only, once the postgres user exists
+      // to own it: made earlier, by root, it would lock that user out.
+      const made = await Deno.lstat(`${project}/.stack`).then(() => true, () => false);
+      assert.equal(made, false, "no .stack folder was made");
+    } finally {
+      await Deno.remove(project, { recursive: true });
+    }
+  },
+});
