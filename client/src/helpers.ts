@@ -142,10 +142,11 @@ export function interactionHelpers(track: TrackFunction): InteractionHelpers {
   };
 }
 
-// The event type's own value goes into the metadata, over a same-named key.
-// Metadata that JSON would not write as an object (an array, a string, null,
-// a Date) is handed on as it is, for validation to refuse as it refuses it
-// from `view`: spread, it would become an object of its indexes, or nothing.
+// The event type's own value goes into the metadata as JSON writes it (a
+// model's `toJSON` included), over a same-named key. Metadata that JSON would
+// not write as an object (an array, a string, null, a Date) is handed on as
+// it is, for validation to refuse as it refuses it from `view`: spread, it
+// would become an object of its indexes, or nothing.
 function withOwnValue(
   metadata: Metadata | undefined,
   key: string,
@@ -153,10 +154,18 @@ function withOwnValue(
 ): Metadata | undefined {
   if (value === undefined) return metadata;
   if (metadata === undefined) return { [key]: value };
-  return writesAsObject(metadata) ? { ...metadata, [key]: value } : metadata;
+  const written = asJson(metadata);
+  return isJsonObject(written) ? { ...written, [key]: value } : metadata;
 }
 
-function writesAsObject(value: unknown): boolean {
-  return typeof value === "object" && value !== null && !Array.isArray(value) &&
-    typeof (value as { toJSON?: unknown }).toJSON !== "function";
+function asJson(value: unknown): unknown {
+  try {
+    return JSON.parse(JSON.stringify(value) ?? "null");
+  } catch {
+    return undefined; // not JSON at all: validation says so
+  }
+}
+
+function isJsonObject(value: unknown): value is Metadata {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
 }

@@ -222,6 +222,8 @@ class InteractionTracker implements Tracker {
   // `pagehide` an event can be in both.
   readonly #inFlight = new Set<string>();
   readonly #inKeepalive = new Set<string>();
+  // Events this page tracked before supabase-js first answered.
+  readonly #provisionalHere = new Set<string>();
   readonly #cleanups: Array<() => void> = [];
 
   // Who the next event belongs to: null when anonymous. Until supabase-js
@@ -452,11 +454,12 @@ class InteractionTracker implements Tracker {
     if (!result.ok) return invalid(result.errors);
     const event = result.event as OutgoingEvent;
     this.#sessions.record(eventType, principal);
-    this.#queue.push(
-      this.#awaitingAuth()
-        ? { event, userId: principal.userId, provisional: true }
-        : { event, userId: principal.userId },
-    );
+    if (this.#awaitingAuth()) {
+      this.#provisionalHere.add(event.eventId);
+      this.#queue.push({ event, userId: principal.userId, provisional: true });
+    } else {
+      this.#queue.push({ event, userId: principal.userId });
+    }
     this.#debug(`tracked ${eventType} ${entityType} ${entityId}`, event);
     if (this.#unsentCount() >= this.#batchSize) this.#sendSoon();
     return event.eventId;
@@ -481,7 +484,12 @@ class InteractionTracker implements Tracker {
   }
 
   #unsentCount(): number {
-    return this.#queue.size - this.#beingSent().size;
+    // Counted, not subtracted: at a pagehide kept in the back/forward cache an
+    // event can be in an ordinary request and a keepalive one at once, and a
+    // keepalive can outlive its events in the queue.
+    const beingSent = this.#beingSent();
+    if (beingSent.size === 0) return this.#queue.size;
+    return this.#queue.entries().filter((entry) => !beingSent.has(entry.event.eventId)).length;
   }
 
   // Soon, not now: the rest of a burst tracked in the same task joins the batch.
@@ -539,11 +547,12 @@ class InteractionTracker implements Tracker {
         allowOversized: true,
       });
       if (batch.length === 0) return;
-      const headers = this.#authHeaders(batch[0].userId);
+      const owner = batch[0].userId;
+      const headers = this.#authHeaders(owner);
       if (headers === null) {
         // Still signed in, with no valid token yet (offline, or a refresh under
         // way): the events wait for one. Another user's events cannot be sent.
-        if (batch[0].userId !== this.#userId) {
+        if (owner !== null && owner !== this.#userId) {
           this.#dropSignedOut(batch);
           continue;
         }
@@ -551,7 +560,9 @@ class InteractionTracker implements Tracker {
           kind: "retry",
           status: null,
           retryAfterMs: null,
-          message: "no valid access token for the signed-in user yet",
+          message: owner === null
+            ? "no api key to send anonymous events with while a user is signed in (set apiKey)"
+            : "no valid access token for the signed-in user yet",
         }, batch);
         return;
       }
@@ -785,9 +796,10 @@ class InteractionTracker implements Tracker {
   }
 
   // Events tracked before supabase-js first said who is signed in carry a
-  // guess. Now that it has, they take the real principal and its current
-  // session, keeping their id and time; a signed-out visitor's user-specific
-  // ones are refused, as they would have been when tracked.
+  // guess. Now that it has, this page's own events whose guess was wrong take
+  // the real principal and its current session, keeping their id and time; a
+  // signed-out visitor's user-specific ones are refused, as they would have
+  // been when tracked. The others keep their principal and session.
   #confirmProvisional(): void {
     if (!this.#authKnown) return;
     const provisional = this.#queue.entries().filter((entry) => entry.provisional);
@@ -796,6 +808,14 @@ class InteractionTracker implements Tracker {
     const refused: string[] = [];
     const confirmed: Entry[] = [];
     for (const { event, userId } of provisional) {
+      // Left by another page (a reload, or a tab that is gone), an event
+      // keeps the principal it was tracked for: whoever signs in here may be
+      // someone else. So does one whose guess was right, in its own session.
+      const trackedHere = this.#provisionalHere.delete(event.eventId);
+      if (!trackedHere || userId === principal.userId) {
+        confirmed.push({ event, userId });
+        continue;
+      }
       if (principal.userId === null && userSpecific.has(event.eventType)) {
         refused.push(event.eventId);
         this.#reportInvalid(event.eventType, event.entityType, event.entityId, [
@@ -805,9 +825,7 @@ class InteractionTracker implements Tracker {
       }
       // Counted in the guessed principal's session when tracked: a wrong
       // guess counts it again, in the session it really belongs to.
-      const session = userId === principal.userId
-        ? this.#sessions.current(principal)
-        : this.#sessions.record(event.eventType, principal);
+      const session = this.#sessions.record(event.eventType, principal);
       confirmed.push({
         event: { ...event, sessionId: session.id, anonymousId: principal.anonymousId },
         userId: principal.userId,
@@ -826,7 +844,9 @@ class InteractionTracker implements Tracker {
       // Always the key as the bearer: without one, supabase-js sends the token
       // of whoever is signed in now, and the events would become theirs. A
       // publishable key is no JWT: the server refuses it, and that is reported.
-      return this.#apiKey === null ? null : { Authorization: `Bearer ${this.#apiKey}` };
+      if (this.#apiKey !== null) return { Authorization: `Bearer ${this.#apiKey}` };
+      // No key at hand: supabase-js sends its own while nobody is signed in.
+      return this.#userId === null ? {} : null;
     }
     const token = this.#tokens.get(userId);
     if (
@@ -862,10 +882,12 @@ class InteractionTracker implements Tracker {
       globalThis,
       "pagehide",
       guarded((event) => {
-        if (flushOnHide) this.#sendOnHide(true);
+        // Kept in the back/forward cache, the page keeps its requests too.
+        const leaving = !(event as PageTransitionEvent).persisted;
+        if (flushOnHide) this.#sendOnHide(leaving);
         this.#queue.save();
         // The page is going for good: let the next page adopt the queue at once.
-        if (!(event as PageTransitionEvent).persisted) this.#tabs.release(this.#tabId);
+        if (leaving) this.#tabs.release(this.#tabId);
       }),
     );
     listen(

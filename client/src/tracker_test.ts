@@ -232,6 +232,27 @@ Deno.test("tracker: a helper refuses metadata that is not an object, as view doe
   });
 });
 
+Deno.test("tracker: a helper adds its own value to metadata as JSON writes it", async () => {
+  class ArtistModel {
+    constructor(readonly name: string) {}
+    toJSON() {
+      return { artist_name: this.name };
+    }
+  }
+  const { supabase, calls } = fakeSupabase({ access_token: "t", user: { id: "u" } });
+  await withTracker({ supabase }, async (tracker, errors) => {
+    const model = new ArtistModel("X") as unknown as Metadata;
+    assert.notEqual(tracker.trackInteraction.like("artist", "a1", false, model), null);
+    assert.notEqual(tracker.trackInteraction.search("x", "artist", "results", model), null);
+    await tracker.flush();
+    assert.deepEqual(errors, []);
+    assert.deepEqual(calls[0].body.events.map((e) => e.metadata), [
+      { artist_name: "X", liked: false },
+      { artist_name: "X", query: "x" },
+    ]);
+  });
+});
+
 Deno.test("tracker: invalid events are reported through onError and never sent", async () => {
   const { supabase, calls } = fakeSupabase({ access_token: "t", user: { id: "u" } });
   await withTracker({ supabase }, async (tracker, errors) => {
@@ -378,17 +399,20 @@ Deno.test("tracker: events tracked before the first auth answer go as the user i
   }
 });
 
-Deno.test("tracker: events tracked before the first auth answer stay provisional across a reload", async () => {
+Deno.test("tracker: events a page left before the first auth answer keep the principal it guessed", async () => {
   const storage = new MemoryStorage();
   const first = beforeAuthAnswers(null, { storage });
   const id = first.tracker.trackInteraction.view("event", "e1");
+  const session = first.tracker.getSessionId();
   await tick();
-  first.tracker.destroy(); // reloaded before supabase-js answered
+  first.tracker.destroy(); // reloaded, or closed, before supabase-js answered
   const [key] = keysWithPrefix(storage, "synth_interactions:queue:");
   assert.deepEqual(
     readQueue(storage, key).map((entry) => [entry.event.eventId, entry.provisional]),
     [[id, true]],
   );
+  // Whoever is signed in on the next page may be someone else: the event
+  // goes as the visitor it was tracked for, in its own session.
   const bob = { access_token: "bob-token", user: { id: "bob" } };
   const { supabase, calls } = fakeSupabase(bob);
   await withTracker({ supabase, storage }, async (tracker, errors) => {
@@ -396,10 +420,79 @@ Deno.test("tracker: events tracked before the first auth answer stay provisional
     assert.deepEqual(errors, []);
     assert.deepEqual(
       calls.map((c) => [c.headers.Authorization, c.body.events.map((e) => e.eventId)]),
-      [["Bearer bob-token", [id]]],
+      [[`Bearer ${ANON_KEY}`, [id]]],
     );
-    assert.equal(calls[0].body.events[0].sessionId, tracker.getSessionId());
+    assert.equal(calls[0].body.events[0].sessionId, session);
   });
+});
+
+Deno.test("tracker: a signed-in user's events left before the first auth answer never go as another user", async () => {
+  const time = clock();
+  const storage = new MemoryStorage();
+  const alice = {
+    access_token: "alice-1",
+    expires_at: time.now() / 1000 + 60,
+    user: { id: "alice" },
+  };
+  // alice's earlier page left her session in the tracker's storage.
+  await withTracker({ supabase: fakeSupabase(alice).supabase, storage, now: time.now }, (t) => {
+    t.trackInteraction.view("event", "e0");
+    return t.flush();
+  });
+  time.advance(120_000);
+  // Her next page loads offline with an expired token: supabase-js cannot say
+  // who is signed in, so her like waits, provisional. She closes the tab.
+  const offlinePage = fakeSupabase(alice);
+  offlinePage.auth.refreshError = new Error("Failed to fetch");
+  await withTracker({ supabase: offlinePage.supabase, storage, now: time.now }, (t) => {
+    assert.notEqual(t.trackInteraction.like("artist", "a1", true, { artist_name: "X" }), null);
+  });
+  assert.equal(offlinePage.calls.length, 0);
+  // A day later bob signs in on the same browser and adopts the queue.
+  time.advance(24 * HOUR);
+  const bob = { access_token: "bob-token", user: { id: "bob" } };
+  const { supabase, calls } = fakeSupabase(bob);
+  await withTracker({ supabase, storage, now: time.now }, async (tracker, errors) => {
+    await tracker.flush();
+    assert.deepEqual(
+      calls.filter((c) => c.headers.Authorization === "Bearer bob-token")
+        .flatMap((c) => c.body.events.map((e) => e.eventType)),
+      [],
+      "nothing of alice's went with bob's token",
+    );
+    assert.ok(errors.some((e) => e.kind === "dropped" && e.reason === "signed_out"), "reported");
+  });
+});
+
+Deno.test("tracker: events tracked before a right guess is confirmed keep their own sessions", async () => {
+  const time = clock();
+  const storage = new MemoryStorage();
+  const alice = { access_token: "alice-token", user: { id: "alice" } };
+  await withTracker({ supabase: fakeSupabase(alice).supabase, storage, now: time.now }, (t) => {
+    t.trackInteraction.view("event", "e0");
+    return t.flush();
+  });
+  const { tracker, answer, calls } = beforeAuthAnswers(alice, { storage, now: time.now });
+  try {
+    tracker.trackInteraction.view("event", "e1");
+    const first = tracker.getSessionId();
+    const second = tracker.startNewSession();
+    tracker.trackInteraction.view("event", "e2");
+    time.advance(31 * 60_000); // idle: a third session
+    tracker.trackInteraction.view("event", "e3");
+    const third = tracker.getSessionId();
+    assert.equal(new Set([first, second, third]).size, 3);
+    answer();
+    await tick();
+    await tracker.flush();
+    assert.deepEqual(calls.flatMap((c) => c.body.events.map((e) => e.sessionId)), [
+      first,
+      second,
+      third,
+    ]);
+  } finally {
+    tracker.destroy();
+  }
 });
 
 Deno.test("tracker: events go with the token of the user they were tracked for", async () => {
@@ -910,5 +1003,96 @@ Deno.test("tracker: an onError handler that throws never reaches the app", async
     },
   }, (tracker) => {
     assert.equal(tracker.trackInteraction.view("artist", "a1"), null);
+  });
+});
+
+/**
+ * A page for the tracker's page listeners, in Deno: a `document` whose
+ * visibility can change, `pagehide` on globalThis, and keepalive requests
+ * held until `answerKeepalives`. Install before creating the tracker.
+ */
+function fakePage() {
+  const doc = Object.assign(new EventTarget(), { visibilityState: "visible" });
+  const globals = globalThis as { document?: unknown };
+  globals.document = doc;
+  const keepalives: Array<{ events: Array<Record<string, unknown>> }> = [];
+  const pending: Array<() => void> = [];
+  const realFetch = globalThis.fetch;
+  globalThis.fetch = ((_url: string | URL | Request, init?: RequestInit) => {
+    const body = JSON.parse(String(init!.body));
+    keepalives.push(body);
+    return new Promise<Response>((resolve) =>
+      pending.push(() =>
+        resolve(Response.json({ accepted: body.events.length, duplicates: 0, rejected: [] }))
+      )
+    );
+  }) as typeof fetch;
+  return {
+    keepalives,
+    pagehide(persisted: boolean) {
+      const event = new Event("pagehide");
+      Object.defineProperty(event, "persisted", { value: persisted });
+      globalThis.dispatchEvent(event);
+    },
+    answerKeepalives() {
+      for (const answer of pending.splice(0)) answer();
+    },
+    restore() {
+      globalThis.fetch = realFetch;
+      delete globals.document;
+    },
+  };
+}
+
+Deno.test("tracker: a page kept in the back/forward cache keeps its requests, and sends on", async () => {
+  const page = fakePage();
+  const { supabase, calls } = fakeSupabase(null);
+  const invoke = supabase.functions.invoke;
+  let release = () => {};
+  supabase.functions.invoke = (name, options) => {
+    if (calls.length > 0) return invoke(name, options);
+    const answer = invoke(name, options);
+    return new Promise((resolve) => (release = () => resolve(answer)));
+  };
+  try {
+    await withTracker({ supabase }, async (tracker) => {
+      const first = tracker.trackInteraction.view("event", "e1");
+      const flushing = tracker.flush();
+      await tick();
+      assert.equal(calls.length, 1, "the first request is under way");
+      page.pagehide(true);
+      // The page is not going away: its request goes on, and is not doubled.
+      assert.deepEqual(page.keepalives, []);
+      release();
+      await flushing;
+      const second = tracker.trackInteraction.view("event", "e2");
+      await tracker.flush();
+      assert.deepEqual(sentIds(calls), [first, second]);
+    });
+  } finally {
+    page.answerKeepalives();
+    page.restore();
+  }
+});
+
+Deno.test("tracker: without an api key, anonymous events go with supabase-js's own, and wait while a user is signed in", async () => {
+  const { supabase, calls, auth } = fakeSupabase(null);
+  delete (supabase as { supabaseKey?: string }).supabaseKey;
+  await withTracker({ supabase }, async (tracker, errors) => {
+    const first = tracker.trackInteraction.view("event", "e1");
+    await tracker.flush();
+    assert.deepEqual(sentIds(calls), [first]);
+    assert.equal(calls[0].headers.Authorization, undefined, "supabase-js adds its key");
+    const second = tracker.trackInteraction.view("event", "e2");
+    auth.signIn({ access_token: "alice-token", user: { id: "alice" } });
+    await tracker.flush();
+    // supabase-js would send alice's token: the visitor's event waits instead.
+    assert.equal(calls.length, 1);
+    assert.equal(tracker.pendingCount(), 1);
+    assert.ok(errors.every((e) => e.kind === "network"), JSON.stringify(errors));
+    assert.match(errors.at(-1)!.message, /no api key/);
+    auth.signIn(null);
+    await tracker.flush();
+    assert.deepEqual(sentIds(calls), [first, second]);
   });
 });
