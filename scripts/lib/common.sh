@@ -43,6 +43,7 @@ DEBIAN_PACKAGES=(
   libtap-parser-sourcehandler-pgtap-perl
   chromium
   curl
+  procps
 )
 
 ensure_debian_packages() {
