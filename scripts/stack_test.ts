@@ -3,7 +3,8 @@
  * migration files: a migration edited after it was applied makes it rebuild
  * the database, a new migration is applied on top of the data already there,
  * and a database with no record of the files it was made from is made again.
- * A gateway started before the functions' code changed is restarted.
+ * A gateway started before the functions' code changed is restarted, and
+ * one that cannot have its ports says which is taken.
  * Runs on a copy of the project, as a stack of its own (STACK_NAME=migrations,
  * ports 26322 and 26321, below the ephemeral port range), so the real migrations are never touched.
  */
@@ -14,7 +15,12 @@ const mayRun = Deno.permissions.querySync({ name: "run" }).state === "granted";
 const stackEnv = { STACK_NAME: "migrations", DB_PORT: "26322", API_PORT: "26321", NO_COLOR: "1" };
 const scoreMigration = "supabase/migrations/20261124000300_engagement_score_and_views.sql";
 
-async function run(command: string, args: string[], cwd: string, env = {}): Promise<string> {
+async function attempt(
+  command: string,
+  args: string[],
+  cwd: string,
+  env = {},
+): Promise<{ code: number; output: string }> {
   const { code, stdout, stderr } = await new Deno.Command(command, {
     args,
     cwd,
@@ -22,9 +28,25 @@ async function run(command: string, args: string[], cwd: string, env = {}): Prom
     stdin: "null",
   })
     .output();
-  const output = new TextDecoder().decode(stdout) + new TextDecoder().decode(stderr);
+  return { code, output: new TextDecoder().decode(stdout) + new TextDecoder().decode(stderr) };
+}
+
+async function run(command: string, args: string[], cwd: string, env = {}): Promise<string> {
+  const { code, output } = await attempt(command, args, cwd, env);
   assert.equal(code, 0, `${command} ${args.join(" ")} failed:\n${output}`);
   return output;
+}
+
+/** Listens on `port` as soon as the processes just killed have let go of it. */
+async function listenWhenFree(port: number): Promise<Deno.Listener> {
+  for (let attempt = 0;; attempt++) {
+    try {
+      return Deno.listen({ hostname: "127.0.0.1", port });
+    } catch (error) {
+      if (!(error instanceof Deno.errors.AddrInUse) || attempt === 100) throw error;
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+  }
 }
 
 /** A copy of the project's scripts, functions and migrations, sharing its installed packages. */
@@ -109,6 +131,25 @@ Deno.test({
       assert.match(await stack("up"), /no record of the migration files.*recreating/);
       assert.equal(await sql("select to_regclass('public.made_by_hand') is null"), "t");
       assert.doesNotMatch(await stack("up"), /recreating/);
+
+      // The gateway died, and meanwhile something took its function port:
+      // up says which port, and claims nothing is running.
+      const pid = Number(await gatewayPid());
+      Deno.kill(-pid, "SIGKILL");
+      const squatter = await listenWhenFree(Number(stackEnv.API_PORT) + 100);
+      try {
+        const blocked = await attempt(`${project}/scripts/stack`, ["up"], project, stackEnv);
+        assert.notEqual(blocked.code, 0);
+        assert.match(
+          blocked.output,
+          new RegExp(`127.0.0.1:${Number(stackEnv.API_PORT) + 100} is in use`),
+        );
+        assert.match(await stack("status"), /gateway: stopped/);
+      } finally {
+        squatter.close();
+      }
+      assert.match(await stack("up"), /starting the functions gateway/);
+      assert.match(await stack("status"), /gateway: running/);
     } finally {
       await stack("down").catch(() => {});
       await Deno.remove(project, { recursive: true }).catch(() => {});

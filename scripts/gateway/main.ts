@@ -173,7 +173,27 @@ async function proxy(
   }
 }
 
+/**
+ * Stops with a message naming the first port already taken: a function port
+ * held by another stack's process would be proxied to as if it were ours.
+ */
+function ensurePortsFree(ports: number[]): void {
+  for (const port of ports) {
+    try {
+      Deno.listen({ hostname: "127.0.0.1", port }).close();
+    } catch (error) {
+      if (!(error instanceof Deno.errors.AddrInUse)) throw error;
+      console.error(
+        `[gateway] 127.0.0.1:${port} is in use (another stack?): the gateway needs ` +
+          `${apiPort} and ${apiPort + 100} and up for its function processes`,
+      );
+      Deno.exit(1);
+    }
+  }
+}
+
 const functions = await discoverFunctions();
+ensurePortsFree([apiPort, ...functions.flatMap((fn) => fn.instances.map((i) => i.port))]);
 const byName = new Map(functions.map((fn) => [fn.name, fn]));
 for (const fn of functions) for (const instance of fn.instances) supervise(fn, instance);
 await Promise.all(functions.flatMap((fn) => fn.instances.map((i) => waitForPort(i.port))));
@@ -196,7 +216,8 @@ const server = Deno.serve({
   const match = pathname.match(/^\/functions\/v1\/([^/]+)(\/.*)?$/);
   if (!match) return gatewayError(404, "not found");
   const [, name, rest = ""] = match;
-  if (name === "_health") return Response.json({ ok: true });
+  // The pid tells scripts/stack that this gateway answers, not another one.
+  if (name === "_health") return Response.json({ ok: true, pid: Deno.pid });
   const fn = byName.get(name);
   if (!fn) return gatewayError(404, `function ${name} not found`);
   if (request.method !== "OPTIONS" && fn.verifyJwt) {
