@@ -11,9 +11,29 @@
 import { createClient } from "@supabase/supabase-js";
 import { createUser, sql, stack } from "../test_support/stack.ts";
 
-const args = Deno.args;
-const visitors = Number(args[args.indexOf("--visitors") + 1]) || 300;
-const summaryOnly = args.includes("--summary-only");
+const usage = `Usage: deno run --allow-all scripts/demo.ts [--visitors N] [--summary-only]
+
+Sends a week of traffic from N visitors (default 300) through supabase-js when
+the local stack's database holds no events yet, then prints a summary from
+session_metrics and daily_engagement. --summary-only sends nothing.`;
+
+let visitors = 300;
+let summaryOnly = false;
+for (let i = 0; i < Deno.args.length; i++) {
+  const arg = Deno.args[i];
+  if (arg === "-h" || arg === "--help") {
+    console.log(usage);
+    Deno.exit(0);
+  } else if (arg === "--summary-only") {
+    summaryOnly = true;
+  } else if (arg === "--visitors" && /^[1-9][0-9]*$/.test(Deno.args[i + 1] ?? "")) {
+    visitors = Number(Deno.args[++i]);
+  } else {
+    console.error(`demo: unexpected argument ${arg} (--visitors needs a positive number)\n`);
+    console.error(usage);
+    Deno.exit(2);
+  }
+}
 
 const artists = [
   "Taylor Swift",
