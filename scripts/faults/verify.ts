@@ -84,7 +84,7 @@ export async function checkStorage(
 export interface StoringAttempts {
   /** Stored by a request answered 2xx: the normal case. */
   answeredOk: number;
-  /** Stored by a request answered 503, whose body says nothing was stored. */
+  /** Stored by a request answered 503: its commit happened, its answer from Postgres was lost. */
   answered503: number;
   /** The same, by the phase in which the answer came. */
   answered503ByPhase: Record<string, number>;

@@ -6,7 +6,8 @@
  * `prepare: false` keeps it working behind Supavisor in transaction mode. The
  * statement timeout (`TRACK_DB_STATEMENT_TIMEOUT_MS`, default 10 000) is set
  * for the session at connect time, and a deadline 2 s longer guards against
- * a server that stops answering altogether.
+ * a server that stops answering altogether: past it, the client and its
+ * connections are dropped and the next call opens new ones.
  *
  * @example
  * ```ts
@@ -39,17 +40,23 @@ const DEADLINE_MARGIN_MS = 2_000;
 /**
  * Why a database call failed: `unavailable` when Postgres could not be
  * reached or did not answer in time (worth retrying soon), `failed` for any
- * other database error. Either way nothing of the call was committed.
+ * other database error. Nothing of the call is half-written: it committed
+ * whole or not at all. `maybeStored` says it may have committed: the
+ * connection was lost, or the answer did not come, after the statement was
+ * sent; a retry with the same event ids is then recognised as duplicates.
  */
 export class DatabaseError extends Error {
   constructor(
     readonly reason: "unavailable" | "failed",
     message: string,
-    options?: ErrorOptions,
+    options?: ErrorOptions & { maybeStored?: boolean },
   ) {
     super(message, options);
     this.name = "DatabaseError";
+    this.maybeStored = options?.maybeStored ?? false;
   }
+
+  readonly maybeStored: boolean;
 }
 
 /**
@@ -153,6 +160,10 @@ function sql(): postgres.Sql {
     // deadline although the database answers again.
     backoff: (attempt: number) => Math.min(0.05 * 2 ** attempt, 0.5),
     max: POOL_SIZE,
+    // No array parameters are sent, so the array types need not be read at
+    // connect time; that read, when its connection is closed, fails where
+    // postgres.js lets the failure go unhandled.
+    fetch_types: false,
     connect_timeout: CONNECT_TIMEOUT_S,
     idle_timeout: 60,
     onnotice: () => {},
@@ -166,29 +177,39 @@ function sql(): postgres.Sql {
 
 /** SQLSTATE codes and classes that mean Postgres is down, busy or too slow right now. */
 const unavailableStates = /^(08|53|57P0[1-3]|57014|40001|40P01|55P03|25006)/;
-/** postgres.js and socket error codes that mean the connection failed. */
-const unavailableCodes = new Set([
+/** postgres.js and socket error codes that mean no connection could be made. */
+const unreachableCodes = new Set([
   "CONNECT_TIMEOUT",
-  "CONNECTION_CLOSED",
-  "CONNECTION_ENDED",
-  "CONNECTION_DESTROYED",
   "ECONNREFUSED",
-  "ECONNRESET",
-  "EPIPE",
-  "ETIMEDOUT",
   "EHOSTUNREACH",
   "ENETUNREACH",
   "ENOTFOUND",
   "EAI_AGAIN",
+]);
+/**
+ * Codes that mean a connection was lost, maybe after the statement went out
+ * and even after it committed: the answer is all that is known to be lost.
+ */
+const lostCodes = new Set([
+  "CONNECTION_CLOSED",
+  "CONNECTION_ENDED",
+  "CONNECTION_DESTROYED",
+  "ECONNRESET",
+  "EPIPE",
+  "ETIMEDOUT",
 ]);
 
 function classify(error: unknown): DatabaseError {
   if (error instanceof DatabaseError) return error;
   const code = (error as { code?: unknown })?.code;
   const message = error instanceof Error ? error.message : String(error);
-  const unavailable = typeof code === "string" &&
-    (unavailableCodes.has(code) || unavailableStates.test(code));
-  return new DatabaseError(unavailable ? "unavailable" : "failed", message, { cause: error });
+  if (typeof code !== "string") return new DatabaseError("failed", message, { cause: error });
+  const lost = lostCodes.has(code);
+  const unavailable = lost || unreachableCodes.has(code) || unavailableStates.test(code);
+  return new DatabaseError(unavailable ? "unavailable" : "failed", message, {
+    cause: error,
+    maybeStored: lost,
+  });
 }
 
 /** Message of the error a call gets when Postgres does not answer in time. */
@@ -202,10 +223,25 @@ function deadline(
   const promise = new Promise<never>((_, reject) => {
     timer = setTimeout(() => {
       onExpiry();
-      reject(new DatabaseError("unavailable", `${NO_ANSWER} (${ms} ms)`));
+      reject(
+        new DatabaseError("unavailable", `${NO_ANSWER} (${ms} ms)`, { maybeStored: true }),
+      );
     }, ms);
   });
   return { promise, clear: () => clearTimeout(timer) };
+}
+
+/**
+ * Drops a client whose statement outlived its deadline, with all its
+ * connections: the next call makes a new one. A server that went silent
+ * would otherwise keep each such connection busy for good, and the pool
+ * would run out for every later call, the database back or not. (Cancelling
+ * the one statement would not free its connection either, and postgres.js
+ * opens the cancel's connection where nobody can catch its failure.)
+ */
+function retire(db: postgres.Sql): void {
+  if (client === db) client = undefined;
+  db.end({ timeout: 0 }).catch(() => {});
 }
 
 /**
@@ -223,13 +259,13 @@ function deadline(
 export async function ingestInteractions(request: IngestRequest): Promise<IngestResult> {
   try {
     const db = sql();
-    let pending: { cancel(): void } | undefined;
-    // Past the deadline the statement is cancelled, so that it does not
-    // commit after the caller was told to retry (a retry would be harmless,
-    // being idempotent, but the answer should stay true where it can).
-    const timeout = deadline(callDeadlineMs, () => pending?.cancel());
+    const timeout = deadline(callDeadlineMs, () => retire(db));
+    const running = run(db, request);
+    // Past the deadline nobody awaits the call any more, and its failure,
+    // when its connection is closed, must not go unhandled.
+    running.catch(() => {});
     try {
-      return await Promise.race([run(db, request, (query) => (pending = query)), timeout.promise]);
+      return await Promise.race([running, timeout.promise]);
     } finally {
       timeout.clear();
     }
@@ -238,11 +274,7 @@ export async function ingestInteractions(request: IngestRequest): Promise<Ingest
   }
 }
 
-async function run(
-  db: postgres.Sql,
-  request: IngestRequest,
-  sent: (query: { cancel(): void }) => void,
-): Promise<IngestResult> {
+async function run(db: postgres.Sql, request: IngestRequest): Promise<IngestResult> {
   const ingest = db`
     public.ingest_interactions(
       ${request.userId}::uuid,
@@ -263,7 +295,6 @@ async function run(
       from ${ingest} as i
       where i.outcome <> 'accepted'
     `;
-    sent(query);
     return stored(await query);
   }
   // `offset 0` keeps the subquery from being merged into the join: its
@@ -283,7 +314,6 @@ async function run(
       offset 0
     ) as r on true
   `;
-  sent(query);
   const rows = await query;
   if (!rows[0].allowed) return { allowed: false, retryAfterSeconds: rows[0].retry_after_s };
   return stored(

@@ -222,9 +222,13 @@ async function track(request: Request, info?: Deno.ServeHandlerInfo): Promise<Ou
         unavailable ? "database_unavailable" : "database_error",
         !unavailable
           ? "the database could not store the events; nothing was stored, retry later"
-          : error.message.startsWith(NO_ANSWER)
-          ? "the database did not answer in time; retry later with the same eventIds " +
-            "(events stored meanwhile are recognised as duplicates)"
+          : error.maybeStored
+          ? `${
+            error.message.startsWith(NO_ANSWER)
+              ? "the database did not answer in time"
+              : "the connection to the database was lost"
+          }; the events may have been stored: retry later with the same eventIds ` +
+            "(events already stored are recognised as duplicates)"
           : "the database is unreachable; nothing was stored, retry later",
         {
           "Retry-After": String(unavailable ? RETRY_AFTER_UNAVAILABLE_S : RETRY_AFTER_FAILED_S),

@@ -11,6 +11,7 @@ import assert from "node:assert/strict";
 import { createClient, FunctionsHttpError } from "@supabase/supabase-js";
 import { corsHeaders as sdkCors } from "@supabase/supabase-js/cors";
 import type postgres from "postgres";
+import { FaultProxy } from "../../../scripts/faults/tcp_proxy.ts";
 import {
   createUser,
   freePort,
@@ -780,6 +781,45 @@ integrationTest(
     const after = view();
     assert.equal((await postTrack(after)).status, 200);
     assert.equal((await rowsOf([after.eventId])).length, 1);
+  },
+);
+
+integrationTest(
+  "an answer lost after the commit is a 503 that says the events may be stored; the retry finds them",
+  async () => {
+    const database = new URL(stack.dbUrl);
+    const proxy = new FaultProxy({
+      port: 0,
+      targetPort: Number(database.port),
+      protocol: "postgres",
+    });
+    database.port = String(proxy.port);
+    const instance = await startFunction("track", {
+      SUPABASE_DB_URL: database.href,
+      TRACK_RATE_LIMIT: "off",
+    });
+    try {
+      const event = view();
+      proxy.cutResponses(1);
+      const lost = await postTrack(event, { url: instance.url });
+      assert.equal(lost.status, 503);
+      assert.equal(lost.headers.get("retry-after"), "5");
+      assert.deepEqual(lost.body, {
+        error: {
+          code: "database_unavailable",
+          message: "the connection to the database was lost; the events may have been stored: " +
+            "retry later with the same eventIds (events already stored are recognised as " +
+            "duplicates)",
+        },
+      });
+      assert.equal(proxy.counts.responsesCut, 1);
+      assert.equal((await rowsOf([event.eventId])).length, 1, "it was committed");
+      const retried = await postTrack(event, { url: instance.url });
+      assert.deepEqual(retried.body, { accepted: 0, duplicates: 1, rejected: [] });
+    } finally {
+      await instance.stop();
+      await proxy.close();
+    }
   },
 );
 

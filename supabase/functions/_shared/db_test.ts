@@ -1,0 +1,109 @@
+/**
+ * The database client when Postgres stops answering: a server that accepts
+ * connections and then says nothing more, as a primary that vanished without
+ * closing its sockets, or a pooler that lost its upstream. Past the deadline
+ * every call fails with a 503's reason (that the events may have been
+ * stored), and later calls open new connections instead of queueing behind
+ * the silent ones for good.
+ *
+ * The client runs in a process of its own (db.ts keeps one client per
+ * process), against a fake server on a loopback port.
+ */
+import assert from "node:assert/strict";
+
+const PROTOCOL_3 = 196_608;
+const CANCEL_REQUEST = 80_877_102;
+
+/** A Postgres that completes the startup of every connection, then never answers again. */
+function silentPostgres() {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const seen = { sessions: 0, closedByClient: 0, cancelRequests: 0 };
+  const connections: Deno.Conn[] = [];
+  const serve = async (conn: Deno.Conn) => {
+    connections.push(conn);
+    const buffer = new Uint8Array(64 * 1024);
+    let length = 0;
+    while (length < 8) {
+      const n = await conn.read(buffer.subarray(length));
+      if (n === null) return;
+      length += n;
+    }
+    const code = new DataView(buffer.buffer).getInt32(4);
+    if (code === CANCEL_REQUEST) {
+      seen.cancelRequests++;
+      return;
+    }
+    assert.equal(code, PROTOCOL_3);
+    seen.sessions++;
+    // AuthenticationOk, then ReadyForQuery (idle): whatever comes next waits.
+    await conn.write(new Uint8Array([82, 0, 0, 0, 8, 0, 0, 0, 0, 90, 0, 0, 0, 5, 73]));
+    while (await conn.read(buffer) !== null) { /* silent */ }
+    seen.closedByClient++;
+  };
+  const accepting = (async () => {
+    for await (const conn of listener) serve(conn).catch(() => {});
+  })();
+  return {
+    port: (listener.addr as Deno.NetAddr).port,
+    seen,
+    async close() {
+      listener.close();
+      for (const conn of connections) {
+        try {
+          conn.close();
+        } catch { /* closed already */ }
+      }
+      await accepting.catch(() => {});
+    },
+  };
+}
+
+/** Eight calls at once, as many as the pool holds, then a ninth once they have failed. */
+const client = `
+  const { ingestInteractions } = await import(${JSON.stringify(import.meta.resolve("./db.ts"))});
+  const call = () =>
+    ingestInteractions({ userId: null, events: [], rejected: [], context: {} }).then(
+      () => "stored",
+      (error) => ({ name: error.name, reason: error.reason, maybeStored: error.maybeStored }),
+    );
+  const first = await Promise.all(Array.from({ length: 8 }, call));
+  const ninth = await call();
+  console.log(JSON.stringify({ first, ninth }));
+  // postgres.js keeps a timer per connection it made (max_lifetime), even once closed.
+  Deno.exit(0);
+`;
+
+Deno.test({
+  name: "db: a silent database fails each call at the deadline, and frees the pool for the next",
+  ignore: Deno.permissions.querySync({ name: "run" }).state !== "granted",
+  fn: async () => {
+    const server = silentPostgres();
+    try {
+      const { code, stdout, stderr } = await new Deno.Command(Deno.execPath(), {
+        args: ["eval", client],
+        env: {
+          SUPABASE_DB_URL: `postgresql://postgres:postgres@127.0.0.1:${server.port}/postgres`,
+          TRACK_DB_STATEMENT_TIMEOUT_MS: "50",
+        },
+        stdin: "null",
+      }).output();
+      const text = new TextDecoder().decode(stdout);
+      assert.equal(code, 0, `the client process failed:\n${new TextDecoder().decode(stderr)}`);
+      const { first, ninth } = JSON.parse(text);
+      const failed = { name: "DatabaseError", reason: "unavailable", maybeStored: true };
+      assert.deepEqual(first, Array(8).fill(failed));
+      assert.deepEqual(ninth, failed);
+      // The ninth call had a connection of its own: the pool was not left to
+      // the eight silent ones, which the client closed.
+      assert.equal(server.seen.sessions, 9);
+      assert.ok(server.seen.closedByClient >= 8, `closed: ${server.seen.closedByClient}`);
+      assert.equal(
+        server.seen.cancelRequests,
+        0,
+        "no cancel connection, whose failure nobody catches",
+      );
+    } finally {
+      await server.close();
+    }
+  },
+});
