@@ -31,6 +31,7 @@ import postgres from "postgres";
 import { SignJWT } from "jose";
 import { FaultProxy } from "./tcp_proxy.ts";
 import { alive, Gateway, PostgresCluster } from "./processes.ts";
+import { callDeadlineMs } from "../../supabase/functions/_shared/db.ts";
 import { type CreatedEvent, Recorder, sleep, Visitor, type VisitorUser } from "./load.ts";
 import {
   type AnswerFigures,
@@ -44,12 +45,6 @@ import {
   summarizeAnswers,
 } from "./verify.ts";
 
-/**
- * How long the `track` function gives a database call beyond its statement
- * timeout before answering 503 (`DEADLINE_MARGIN_MS` in
- * supabase/functions/_shared/db.ts).
- */
-const DEADLINE_MARGIN_MS = 2_000;
 /** Time for the gateway and the client on top of the function's deadline. */
 const TRANSPORT_MARGIN_MS = 3_000;
 /** A request still unanswered after this long is abandoned and counted as hung. */
@@ -473,7 +468,7 @@ async function run(options: Options): Promise<ChaosReport> {
   // The short form shortens the function's statement timeout, so that
   // Postgres can be frozen past the function's deadline within seconds.
   const statementTimeoutMs = options.short ? 2_000 : 10_000;
-  const deadlineMs = statementTimeoutMs + DEADLINE_MARGIN_MS;
+  const deadlineMs = callDeadlineMs(statementTimeoutMs);
   const answerBoundMs = deadlineMs + TRANSPORT_MARGIN_MS;
   const recorder = new Recorder({ hangAfterMs: HANG_AFTER_MS });
 

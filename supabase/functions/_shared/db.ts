@@ -36,6 +36,8 @@ const CONNECT_TIMEOUT_S = 5;
 const DEFAULT_STATEMENT_TIMEOUT_MS = 10_000;
 /** Milliseconds a call may outlast the statement timeout before it is given up. */
 const DEADLINE_MARGIN_MS = 2_000;
+/** Milliseconds a call may wait for a free connection, at most (and no longer than its statement timeout). */
+const MAX_QUEUE_WAIT_MS = 5_000;
 
 /**
  * Why a database call failed: `unavailable` when Postgres could not be
@@ -133,7 +135,7 @@ type LimitedRow =
   };
 
 let client: postgres.Sql | undefined;
-let callDeadlineMs = DEFAULT_STATEMENT_TIMEOUT_MS + DEADLINE_MARGIN_MS;
+let statementMs = DEFAULT_STATEMENT_TIMEOUT_MS;
 
 function statementTimeoutMs(): number {
   const value = Deno.env.get("TRACK_DB_STATEMENT_TIMEOUT_MS");
@@ -152,7 +154,7 @@ function sql(): postgres.Sql {
   const url = Deno.env.get("SUPABASE_DB_URL");
   if (!url) throw new DatabaseError("unavailable", "SUPABASE_DB_URL is not set");
   const timeoutMs = statementTimeoutMs();
-  callDeadlineMs = timeoutMs + DEADLINE_MARGIN_MS;
+  statementMs = timeoutMs;
   client = postgres(url, {
     prepare: false,
     // Reconnect quickly once Postgres is back: the default backoff grows to
@@ -214,6 +216,27 @@ function classify(error: unknown): DatabaseError {
 
 /** Message of the error a call gets when Postgres does not answer in time. */
 export const NO_ANSWER = "no answer from the database in time";
+/** Message of the error a call gets when no connection was free for it in time. */
+export const NO_CONNECTION = "no database connection was free in time";
+
+function maxQueueWaitMs(statementTimeoutMs: number): number {
+  return Math.min(MAX_QUEUE_WAIT_MS, statementTimeoutMs);
+}
+
+/**
+ * How long a call may take at most before it is answered as failed, for a
+ * statement timeout: the wait for a connection, the statement, and a margin.
+ * Past it, the server is taken to have gone silent.
+ */
+export function callDeadlineMs(statementTimeoutMs: number): number {
+  return maxQueueWaitMs(statementTimeoutMs) + statementTimeoutMs + DEADLINE_MARGIN_MS;
+}
+
+/** A query as postgres.js keeps it: `state` is set once a connection has taken it. */
+interface Query {
+  state?: unknown;
+  cancel(): void;
+}
 
 function deadline(
   ms: number,
@@ -257,24 +280,52 @@ function retire(db: postgres.Sql): void {
  * of 500 good events costs one row to read instead of 500.
  */
 export async function ingestInteractions(request: IngestRequest): Promise<IngestResult> {
+  let query: Query | undefined;
+  let gaveUpWaiting = false;
   try {
     const db = sql();
-    const timeout = deadline(callDeadlineMs, () => retire(db));
-    const running = run(db, request);
+    // A call still waiting for a connection is taken out of the queue: the
+    // database is busy, and nothing of the call went out.
+    const queueWaitMs = maxQueueWaitMs(statementMs);
+    const waiting = setTimeout(() => {
+      if (query && !query.state) {
+        gaveUpWaiting = true;
+        query.cancel();
+      }
+    }, queueWaitMs);
+    // Once sent, a statement is ended by Postgres within its statement
+    // timeout: an answer later than that by the margin means the server has
+    // gone silent.
+    const timeout = deadline(callDeadlineMs(statementMs), () => retire(db));
+    const running = run(db, request, (taken) => (query = taken));
     // Past the deadline nobody awaits the call any more, and its failure,
     // when its connection is closed, must not go unhandled.
     running.catch(() => {});
     try {
       return await Promise.race([running, timeout.promise]);
     } finally {
+      clearTimeout(waiting);
       timeout.clear();
     }
   } catch (error) {
-    throw classify(error);
+    if (gaveUpWaiting) {
+      throw new DatabaseError("unavailable", NO_CONNECTION, { cause: error });
+    }
+    const failure = classify(error);
+    // Never taken by a connection (its client retired meanwhile, say):
+    // nothing of it reached Postgres, whatever the error.
+    if (failure.maybeStored && query && !query.state) {
+      throw new DatabaseError(failure.reason, failure.message, { cause: error });
+    }
+    throw failure;
   }
 }
 
-async function run(db: postgres.Sql, request: IngestRequest): Promise<IngestResult> {
+async function run(
+  db: postgres.Sql,
+  request: IngestRequest,
+  made: (query: Query) => void,
+): Promise<IngestResult> {
   const ingest = db`
     public.ingest_interactions(
       ${request.userId}::uuid,
@@ -295,6 +346,7 @@ async function run(db: postgres.Sql, request: IngestRequest): Promise<IngestResu
       from ${ingest} as i
       where i.outcome <> 'accepted'
     `;
+    made(query as unknown as Query);
     return stored(await query);
   }
   // `offset 0` keeps the subquery from being merged into the join: its
@@ -314,6 +366,7 @@ async function run(db: postgres.Sql, request: IngestRequest): Promise<IngestResu
       offset 0
     ) as r on true
   `;
+  made(query as unknown as Query);
   const rows = await query;
   if (!rows[0].allowed) return { allowed: false, retryAfterSeconds: rows[0].retry_after_s };
   return stored(

@@ -1,10 +1,11 @@
 /**
  * The database client when Postgres stops answering: a server that accepts
  * connections and then says nothing more, as a primary that vanished without
- * closing its sockets, or a pooler that lost its upstream. Past the deadline
- * every call fails with a 503's reason (that the events may have been
- * stored), and later calls open new connections instead of queueing behind
- * the silent ones for good.
+ * closing its sockets, or a pooler that lost its upstream. A call that finds
+ * no free connection gives up waiting, unsent; past the deadline every sent
+ * call fails with a 503's reason (that the events may have been stored), and
+ * later calls open new connections instead of queueing behind the silent
+ * ones for good.
  *
  * The client runs in a process of its own (db.ts keeps one client per
  * process), against a fake server on a loopback port.
@@ -58,17 +59,25 @@ function silentPostgres() {
   };
 }
 
-/** Eight calls at once, as many as the pool holds, then a ninth once they have failed. */
+/**
+ * Nine calls at once, one more than the pool holds, then a tenth once they
+ * have failed.
+ */
 const client = `
   const { ingestInteractions } = await import(${JSON.stringify(import.meta.resolve("./db.ts"))});
   const call = () =>
     ingestInteractions({ userId: null, events: [], rejected: [], context: {} }).then(
       () => "stored",
-      (error) => ({ name: error.name, reason: error.reason, maybeStored: error.maybeStored }),
+      (error) => ({
+        name: error.name,
+        reason: error.reason,
+        maybeStored: error.maybeStored,
+        message: error.message.replace(/ \\(.*/, ""),
+      }),
     );
-  const first = await Promise.all(Array.from({ length: 8 }, call));
-  const ninth = await call();
-  console.log(JSON.stringify({ first, ninth }));
+  const first = await Promise.all(Array.from({ length: 9 }, call));
+  const tenth = await call();
+  console.log(JSON.stringify({ first, tenth }));
   // postgres.js keeps a timer per connection it made (max_lifetime), even once closed.
   Deno.exit(0);
 `;
@@ -89,11 +98,27 @@ Deno.test({
       }).output();
       const text = new TextDecoder().decode(stdout);
       assert.equal(code, 0, `the client process failed:\n${new TextDecoder().decode(stderr)}`);
-      const { first, ninth } = JSON.parse(text);
-      const failed = { name: "DatabaseError", reason: "unavailable", maybeStored: true };
-      assert.deepEqual(first, Array(8).fill(failed));
-      assert.deepEqual(ninth, failed);
-      // The ninth call had a connection of its own: the pool was not left to
+      const { first, tenth } = JSON.parse(text);
+      const unanswered = {
+        name: "DatabaseError",
+        reason: "unavailable",
+        maybeStored: true,
+        message: "no answer from the database in time",
+      };
+      // The ninth found no free connection: it was taken out of the queue,
+      // unsent, and says so; the eight sent ones may have been stored.
+      const unsent = {
+        name: "DatabaseError",
+        reason: "unavailable",
+        maybeStored: false,
+        message: "no database connection was free in time",
+      };
+      assert.deepEqual(
+        [...first].sort((a, b) => Number(a.maybeStored) - Number(b.maybeStored)),
+        [unsent, ...Array(8).fill(unanswered)],
+      );
+      assert.deepEqual(tenth, unanswered);
+      // The tenth call had a connection of its own: the pool was not left to
       // the eight silent ones, which the client closed.
       assert.equal(server.seen.sessions, 9);
       assert.ok(server.seen.closedByClient >= 8, `closed: ${server.seen.closedByClient}`);

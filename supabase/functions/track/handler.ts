@@ -12,8 +12,10 @@
  * when every event was refused (same body) or the body is not JSON, not an
  * event or batch; 401 for a missing or bad JWT; 405 for methods other than
  * POST and OPTIONS; 413 over 512 KiB or 500 events; 429 over the rate limit;
- * 503 when the database cannot take the request (nothing of it is stored),
- * or when the project's signing keys cannot be fetched to check the JWT.
+ * 503 when the database cannot take the request, or when the project's
+ * signing keys cannot be fetched to check the JWT: nothing of it is stored,
+ * or, when the database's answer was lost, it may have been, and a retry
+ * with the same event ids is recognised as duplicates.
  * Each request logs one line to stderr.
  *
  * Rate limit (see `rate_limit.ts`): per principal (`user:<id>`, or
@@ -44,6 +46,7 @@ import {
   type IngestOutcome,
   type IngestResult,
   NO_ANSWER,
+  NO_CONNECTION,
 } from "../_shared/db.ts";
 import { errorResponse, jsonResponse, readBodyCapped } from "../_shared/http.ts";
 import { MAX_REQUEST_BYTES } from "../_shared/limits.ts";
@@ -229,6 +232,8 @@ async function track(request: Request, info?: Deno.ServeHandlerInfo): Promise<Ou
               : "the connection to the database was lost"
           }; the events may have been stored: retry later with the same eventIds ` +
             "(events already stored are recognised as duplicates)"
+          : error.message === NO_CONNECTION
+          ? "the database is too busy to take the request; nothing was stored, retry later"
           : "the database is unreachable; nothing was stored, retry later",
         {
           "Retry-After": String(unavailable ? RETRY_AFTER_UNAVAILABLE_S : RETRY_AFTER_FAILED_S),
