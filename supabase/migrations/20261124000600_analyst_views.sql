@@ -107,7 +107,7 @@ as
 -- records one: on the event itself (ticketClick('event', id)), or on one of
 -- its ticket links, whose metadata.event_id names it. Attendance marks are
 -- all kept, withdrawals too: a visitor's latest mark decides whether they
--- attend, as in the weighting, where a withdrawal cancels the mark.
+-- attend, so a withdrawal cancels the marks before it.
 with steps as (
   select
     case
