@@ -57,6 +57,17 @@ async function makeProject(): Promise<string> {
   return project;
 }
 
+/** A free port whose function port (the port + 100) is free too. */
+function gatewayPort(): number {
+  for (;;) {
+    const port = freePort();
+    try {
+      Deno.listen({ hostname: "127.0.0.1", port: port + 100 }).close();
+      return port;
+    } catch { /* taken: another */ }
+  }
+}
+
 async function waitUntilUp(url: string, gateway: Deno.ChildProcess): Promise<void> {
   let exited = false;
   gateway.status.then(() => exited = true);
@@ -76,7 +87,7 @@ Deno.test({
   ignore: !mayRun,
   fn: async () => {
     const project = await makeProject();
-    const port = freePort();
+    const port = gatewayPort();
     const url = `http://127.0.0.1:${port}`;
     const gateway = new Deno.Command(Deno.execPath(), {
       args: ["run", "--allow-all", "--quiet", `${project}/scripts/gateway/main.ts`],
