@@ -242,3 +242,13 @@ Deno.test("a JWKS that cannot be fetched makes the token unverifiable, not inval
     await server.shutdown().catch(() => {});
   }
 });
+
+Deno.test("the bearer scheme is matched whatever its case", async () => {
+  const keys = keysFor(secret);
+  const jwt = await token(secret, { exp: seconds(t0) + 3600 });
+  for (const scheme of ["bearer", "BEARER", "beArer"]) {
+    const result = await verifyAccessToken(`${scheme} ${jwt}`, keys, t0);
+    assert.equal(result.ok, true, scheme);
+  }
+  assert.equal((await verifyAccessToken(`Basic ${jwt}`, keys, t0)).ok, false);
+});
