@@ -327,9 +327,19 @@ const storable = z.unknown().check(
 // deno-lint-ignore no-control-regex -- matching control characters is the point
 const controlCharacter = /[\u0000-\u001F\u007F-\u009F]/;
 
+/**
+ * A UUID as Postgres's `uuid` takes it: 32 hex digits in the 8-4-4-4-12 form,
+ * whatever its version and variant bits. `z.uuid()` would accept only RFC
+ * 9562's versions, and refuse ids another sender's generator made that the
+ * column stores well.
+ */
+const anyUuid = z.guid({
+  error: (issue) => issue.code === "invalid_format" ? "Invalid UUID" : undefined,
+});
+
 const eventFields = z.object({
-  eventId: z.optional(z.uuid()),
-  sessionId: z.optional(z.uuid()),
+  eventId: z.optional(anyUuid),
+  sessionId: z.optional(anyUuid),
   anonymousId: z.optional(z.string().check(z.minLength(1), z.maxLength(MAX_ANONYMOUS_ID_LENGTH))),
   eventType: z.enum(EVENT_TYPES, requiredField),
   entityType: z.enum(ENTITY_TYPES, requiredField),
@@ -443,7 +453,7 @@ export type ParsedBody =
 
 function clientEventId(input: unknown): string | undefined {
   const id = isPlainObject(input) ? input.eventId : undefined;
-  return typeof id === "string" && z.uuid().safeParse(id).success ? id : undefined;
+  return typeof id === "string" && anyUuid.safeParse(id).success ? id : undefined;
 }
 
 /**

@@ -85,7 +85,15 @@ Deno.test("optional identifiers must be UUIDs and anonymousId 1..64 characters",
     sessionId: crypto.randomUUID(),
     anonymousId: "a".repeat(64),
   });
-  assertErrors({ ...base, eventId: "not-a-uuid" }, [["eventId", /UUID/]]);
+  // Any version and variant Postgres's uuid type stores: version 0 with
+  // variant bits 0xxx, and a Microsoft-variant GUID (110x).
+  accepts({
+    ...base,
+    eventId: "12345678-1234-0234-0234-123456789abc",
+    sessionId: "12345678-1234-1234-c234-123456789abc",
+  });
+  assertErrors({ ...base, eventId: "not-a-uuid" }, [["eventId", /^Invalid UUID$/]]);
+  assertErrors({ ...base, eventId: "12345678-1234-1234-1234-123456789abz" }, [["eventId", /UUID/]]);
   assertErrors({ ...base, sessionId: 42 }, [["sessionId", /expected string, received number/]]);
   assertErrors({ ...base, anonymousId: "" }, [["anonymousId", />=1 characters/]]);
   assertErrors({ ...base, anonymousId: "a".repeat(65) }, [["anonymousId", /<=64 characters/]]);
