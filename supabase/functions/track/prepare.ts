@@ -12,7 +12,13 @@
  *
  * @example
  * ```ts
- * const { rows, rejected } = prepareEvents(parsed, { kind: "anon" }, new Date());
+ * import { parseTrackBody } from "../_shared/schemas.ts";
+ * const body = parseTrackBody({
+ *   events: [{ eventType: "view", entityType: "event", entityId: "event-1", anonymousId: "v-1" }],
+ * });
+ * if (body.ok) {
+ *   const { rows, rejected } = prepareEvents(body.events, body.sentAt, { kind: "anon" }, new Date());
+ * }
  * ```
  *
  * @module

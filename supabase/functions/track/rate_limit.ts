@@ -9,9 +9,14 @@
  * - {@link LocalRateLimiter}, in this process's memory, charges every
  *   authenticated request before its body is read, so a flood from one
  *   principal is shed without reading, parsing or calling the database. It has
- *   the whole limit's size: a principal it refuses has made more requests
- *   through this one instance within the window than the limit allows in
- *   total, so it never refuses what the shared limit would allow.
+ *   the whole limit's size, so a principal whose requests all reach the
+ *   database is refused here only once it has made more requests through
+ *   this one instance within the window than the limit allows in total. It
+ *   counts every request it lets through, though, also those refused later:
+ *   a malformed body (400, 413), which the shared limit never sees, and a
+ *   request the shared limit refuses, which costs nothing there. A
+ *   principal sending those is refused here sooner than by the shared limit
+ *   alone: they cost this process a read and a parse each all the same.
  * - `public.consume_rate_limit` in Postgres charges the requests and events
  *   of every instance, in the same statement that stores the events (see
  *   `_shared/db.ts`): the limit holds however many instances serve the
