@@ -215,6 +215,9 @@ begin
       -- the planner would join the two CTEs with a nested loop, several
       -- times slower on a batch of 500.
       and j.event_id = any (array(select r.event_id from registered r))
+    -- Ids follow the request's order, so that of two events at the same
+    -- instant, the one stored last is the one the client sent last.
+    order by j."index"
     returning ui.event_id, ui.session_id, ui.event_type, ui.occurred_at
   ),
   session_totals as (
@@ -298,7 +301,6 @@ begin
       format('%s of %s events in the request were rejected', m.rejected, m.received),
       jsonb_build_object(
         'request', coalesce(p_context, '{}'::jsonb),
-        'user_id', p_user_id,
         'counts', jsonb_build_object(
           'received', m.received,
           'accepted', m.accepted,
@@ -313,7 +315,13 @@ begin
             select jsonb_array_elements(m.found_here)
           ) as r (rejection)
         )
-      ),
+      )
+      -- An unknown user's id, which the user_id column cannot hold. A known
+      -- user's id is only in that column, and goes when the user does.
+      || case
+        when v_unknown_user then jsonb_build_object('user_id', p_user_id)
+        else '{}'::jsonb
+      end,
       case when not v_unknown_user then p_user_id end
     from summary m
     where m.rejected > 0

@@ -4,7 +4,7 @@
 -- row of a request with rejections, and concurrent requests for one session.
 -- At the end, every session's figures equal those recomputed from its events.
 begin;
-select plan(47);
+select plan(48);
 
 -- Names for the random ids of this run: pg_temp.id('user A') is the same
 -- uuid every time it is asked for within the run, and a new one each run.
@@ -360,7 +360,6 @@ select results_eq(
       pg_temp.id('user A'),
       jsonb_build_object(
         'request', jsonb_build_object('function', 'track', 'request_id', pg_temp.id('call 8')),
-        'user_id', pg_temp.id('user A'),
         'counts', '{"received": 8, "accepted": 1, "duplicates": 0, "rejected": 7}'::jsonb,
         'rejections', jsonb_build_array(
           jsonb_build_object('index', 0, 'eventId', pg_temp.id('e15'), 'errors',
@@ -432,6 +431,28 @@ select results_eq(
     )
   $$,
   'the unknown user''s rejections are logged with the user id in metadata only'
+);
+
+-- Call 10b, user A: three events at one instant whose ids sort against the
+-- request's order.
+select pg_temp.ingest('call 10b', 'user A', jsonb_build_array(
+  pg_temp.ev(0, 'order 0', null, null, 'view', '50 minutes',
+    '{"event_id": "ffffffff-0000-4000-8000-000000000011"}'),
+  pg_temp.ev(1, 'order 1', null, null, 'click', '50 minutes',
+    '{"event_id": "88888888-0000-4000-8000-000000000011"}'),
+  pg_temp.ev(2, 'order 2', null, null, 'share', '50 minutes',
+    '{"event_id": "11111111-0000-4000-8000-000000000011"}')
+));
+select is(
+  (
+    select array_agg(event_type order by id) from public.user_interactions
+    where event_id in (
+      'ffffffff-0000-4000-8000-000000000011', '88888888-0000-4000-8000-000000000011',
+      '11111111-0000-4000-8000-000000000011'
+    )
+  ),
+  array['view', 'click', 'share'],
+  'the events of a request get ids in the request''s order, so the one sent last is stored last'
 );
 
 -- Call 11, user A: new sessions that receive nothing are not kept.
