@@ -6,7 +6,7 @@
 -- on entities named 'pgtap07-...' and in February 2001, so rows already in
 -- the database never change the expectations; everything is rolled back.
 begin;
-select plan(38);
+select plan(39);
 
 -- Days are UTC days whatever the reader's time zone: read them from UTC+14,
 -- where every event below falls on a different local day.
@@ -480,6 +480,32 @@ select results_eq(
   'event_funnel counts each step only after the one before it, ties a ticket_click to its '
     || 'event (on the event, or on a ticket_link naming it in metadata.event_id), counts an '
     || 'attendee by their latest mark, and leaves a rate null when its denominator is 0'
+);
+
+-- Two attendance marks at the same instant: the one stored last decides.
+insert into public.user_interactions (event_id, anonymous_id, event_type, entity_type,
+  entity_id, metadata, occurred_at)
+values
+  ('07000000-0000-4000-8000-0000000000e1', 'pgtap07tie-visitor', 'view', 'event',
+    'pgtap07tie-withdrawn', '{}', '2001-02-05 10:00:00+00'),
+  ('07000000-0000-4000-8000-0000000000e2', 'pgtap07tie-visitor', 'attendance', 'event',
+    'pgtap07tie-withdrawn', '{"attended": true}', '2001-02-05 10:01:00+00'),
+  ('07000000-0000-4000-8000-0000000000e3', 'pgtap07tie-visitor', 'attendance', 'event',
+    'pgtap07tie-withdrawn', '{"attended": false}', '2001-02-05 10:01:00+00'),
+  ('07000000-0000-4000-8000-0000000000e4', 'pgtap07tie-visitor', 'view', 'event',
+    'pgtap07tie-marked', '{}', '2001-02-05 10:00:00+00'),
+  ('07000000-0000-4000-8000-0000000000e5', 'pgtap07tie-visitor', 'attendance', 'event',
+    'pgtap07tie-marked', '{"attended": false}', '2001-02-05 10:01:00+00'),
+  ('07000000-0000-4000-8000-0000000000e6', 'pgtap07tie-visitor', 'attendance', 'event',
+    'pgtap07tie-marked', '{"attended": true}', '2001-02-05 10:01:00+00');
+
+select results_eq(
+  $$
+    select entity_id, attendees from public.event_funnel
+    where entity_id like 'pgtap07tie-%' order by entity_id collate "C"
+  $$,
+  $$ values ('pgtap07tie-marked', 1::bigint), ('pgtap07tie-withdrawn', 0::bigint) $$,
+  'of two attendance marks at the same instant, event_funnel counts the one stored last'
 );
 
 select results_eq(
