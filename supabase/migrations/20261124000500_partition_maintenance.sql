@@ -27,10 +27,13 @@ create extension if not exists pg_cron with schema pg_catalog;
  * Months are calendar months in UTC, whatever the session's time zone. A
  * month's partition is named interaction_partitions.user_interactions_yyyy_mm.
  * Rows that reached the default partition because their month had no
- * partition yet are moved into it when it is created. Two runs at once queue
- * behind each other; inserts and reads go on meanwhile, but creating or
- * dropping a partition needs a brief exclusive lock on the table, and the run
- * gives up (and changes nothing) if it cannot have it within lock_timeout.
+ * partition yet are moved into it when it is created. One run at a time: a
+ * second one waits for the first up to lock_timeout (3 s), then fails and
+ * changes nothing. Inserts and reads go on while a run deletes and recounts;
+ * dropping and creating partitions, which the run does last, lock the table
+ * exclusively until it commits, so that lock lasts only for them, and the
+ * run gives up (and changes nothing) if it cannot have it within
+ * lock_timeout.
  *
  * Example:
  *   select public.maintain_interaction_partitions(
@@ -94,38 +97,21 @@ begin
   -- One run at a time. This lock does not conflict with inserts or reads.
   lock table only public.user_interactions in share update exclusive mode;
 
-  -- Retention: drop the partitions whose whole range is older than the
-  -- cutoff, and note the months the others cover.
-  for v_partition in
-    select c.oid::regclass::text as name,
-      tstzrange(m.bounds[1]::timestamptz, m.bounds[2]::timestamptz) as bounds
-    from pg_inherits as i
-    join pg_class as c on c.oid = i.inhrelid
-    cross join lateral regexp_match(
-      pg_get_expr(c.relpartbound, c.oid),
-      '^FOR VALUES FROM \(''([^'']+)''\) TO \(''([^'']+)''\)$'
-    ) as m (bounds)
-    where i.inhparent = 'public.user_interactions'::regclass
-      and m.bounds is not null
-    order by 2
-  loop
-    if upper(v_partition.bounds) <= v_cutoff then
-      execute format('drop table %s', v_partition.name);
-      v_dropped := v_dropped || v_partition.name;
-    else
-      v_covered := v_covered + tstzmultirange(v_partition.bounds);
-    end if;
-  end loop;
-
-  -- Older rows the default partition holds, and what refers to old events.
-  delete from public.user_interactions where occurred_at < v_cutoff;
+  -- Retention. What a run deletes row by row comes first, while inserts and
+  -- reads go on; dropping partitions, which locks the whole table until the
+  -- run commits, comes last. Partitions are whole months and the cutoff is a
+  -- month's start: a partition is either all older than the cutoff, and
+  -- dropped, or all newer. Only the default partition holds older rows to
+  -- delete one by one.
+  delete from interaction_partitions.user_interactions_default where occurred_at < v_cutoff;
   get diagnostics v_deleted_rows = row_count;
   delete from public.interaction_event_ids where occurred_at < v_cutoff;
   get diagnostics v_deleted_ids = row_count;
   -- A session's events all happened between started_at and last_seen_at:
   -- sessions that ended before the cutoff have none left, and those that
-  -- began before it lost some, so their figures are recomputed from what is
-  -- left (the sessions_started_at_idx range holds only those now).
+  -- began before it lose some, so their figures are recomputed from the
+  -- events the cutoff keeps (the sessions_started_at_idx range holds only
+  -- those now).
   delete from public.sessions where started_at < v_cutoff and last_seen_at < v_cutoff;
   get diagnostics v_deleted_sessions = row_count;
   -- Lock them first (in id order, as ingestion does), so that the recount,
@@ -150,12 +136,36 @@ begin
     where ui.session_id = any (array(
       select o.id from public.sessions as o where o.started_at < v_cutoff
     ))
+      and ui.occurred_at >= v_cutoff
     group by ui.session_id
   ) as t
   where s.id = t.session_id;
   get diagnostics v_recounted_sessions = row_count;
   delete from public.system_errors where "timestamp" < now() - p_error_retention;
   get diagnostics v_deleted_errors = row_count;
+
+  -- Drop the partitions whose whole range is older than the cutoff, and
+  -- note the months the others cover.
+  for v_partition in
+    select c.oid::regclass::text as name,
+      tstzrange(m.bounds[1]::timestamptz, m.bounds[2]::timestamptz) as bounds
+    from pg_inherits as i
+    join pg_class as c on c.oid = i.inhrelid
+    cross join lateral regexp_match(
+      pg_get_expr(c.relpartbound, c.oid),
+      '^FOR VALUES FROM \(''([^'']+)''\) TO \(''([^'']+)''\)$'
+    ) as m (bounds)
+    where i.inhparent = 'public.user_interactions'::regclass
+      and m.bounds is not null
+    order by 2
+  loop
+    if upper(v_partition.bounds) <= v_cutoff then
+      execute format('drop table %s', v_partition.name);
+      v_dropped := v_dropped || v_partition.name;
+    else
+      v_covered := v_covered + tstzmultirange(v_partition.bounds);
+    end if;
+  end loop;
 
   -- The previous month (events may arrive days late), this one and those ahead.
   for v_from in

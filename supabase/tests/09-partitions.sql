@@ -3,7 +3,7 @@
 -- that stay unique across partitions. Runs in a time zone far from UTC, as a
 -- client's session may: months are UTC months whatever it is.
 begin;
-select plan(52);
+select plan(53);
 
 set local timezone = 'America/New_York';
 
@@ -558,8 +558,44 @@ select
       and e.context <> 'retention test ' || pg_temp.id('errors')
   ) as system_errors;
 
+-- The order of the run's steps: a partition's drop locks the whole table
+-- until the run commits, so it must come after the row-by-row work.
+create temp table retention_steps (step text not null, at bigint generated always as identity);
+create function pg_temp.note_step() returns trigger
+language plpgsql
+as $$
+begin
+  insert into pg_temp.retention_steps (step) values (tg_argv[0]);
+  return null;
+end;
+$$;
+create function pg_temp.note_drop() returns event_trigger
+language plpgsql
+as $$
+begin
+  insert into pg_temp.retention_steps (step) values ('partition dropped');
+end;
+$$;
+create trigger note_ids_deleted after delete on public.interaction_event_ids
+  for each statement execute function pg_temp.note_step('event ids deleted');
+create trigger note_sessions_recounted after update on public.sessions
+  for each statement execute function pg_temp.note_step('sessions recounted');
+create event trigger note_partition_dropped on sql_drop
+  when tag in ('DROP TABLE') execute function pg_temp.note_drop();
+
 create temp table result as
 select public.maintain_interaction_partitions(3, interval '2 months') as r;
+
+drop event trigger note_partition_dropped;
+drop trigger note_ids_deleted on public.interaction_event_ids;
+drop trigger note_sessions_recounted on public.sessions;
+
+select ok(
+  (select max(at) from retention_steps where step <> 'partition dropped')
+    < (select min(at) from retention_steps where step = 'partition dropped'),
+  'retention deletes event ids and recounts sessions before it drops a partition, so the '
+    || 'exclusive lock a drop takes is not held through that work'
+);
 
 select is(
   (select r -> 'dropped' from result),
