@@ -6,7 +6,7 @@
 -- on entities named 'pgtap07-...' and in February 2001, so rows already in
 -- the database never change the expectations; everything is rolled back.
 begin;
-select plan(39);
+select plan(40);
 
 -- Days are UTC days whatever the reader's time zone: read them from UTC+14,
 -- where every event below falls on a different local day.
@@ -455,6 +455,24 @@ select results_eq(
   $$,
   'entity_engagement_daily counts interactions, distinct visitors and distinct sessions per '
     || 'UTC day, entity and event type'
+);
+
+-- A signed-in user, and an anonymous visitor whose anonymous id is that
+-- user's id as text: two visitors.
+insert into auth.users (id, email)
+values ('70000000-0000-4000-8000-0000000000f0', 'pgtap07-same@example.test');
+insert into public.user_interactions (event_id, user_id, anonymous_id, event_type,
+  entity_type, entity_id, metadata, occurred_at)
+values
+  ('07000000-0000-4000-8000-0000000000f1', '70000000-0000-4000-8000-0000000000f0', null,
+    'view', 'event', 'pgtap07same-ev', '{}', '2001-02-05 11:00:00+00'),
+  ('07000000-0000-4000-8000-0000000000f2', null, '70000000-0000-4000-8000-0000000000f0',
+    'view', 'event', 'pgtap07same-ev', '{}', '2001-02-05 11:01:00+00');
+
+select is(
+  (select visitors from public.entity_engagement_daily where entity_id = 'pgtap07same-ev'),
+  2::bigint,
+  'entity_engagement_daily tells a user from an anonymous visitor whose id reads the same'
 );
 
 -- ev-1: A views, clicks, ticket-clicks and attends; B clicks only before its
