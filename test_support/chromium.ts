@@ -5,8 +5,18 @@
  *
  * @example
  * ```ts
- * const browser = await launchChromium();
- * try { const page = await browser.newPage(); } finally { await browser.close(); }
+ * import { launchChromium } from "./chromium.ts";
+ *
+ * async function titleOf(url: string): Promise<string> {
+ *   const browser = await launchChromium();
+ *   try {
+ *     const page = await browser.newPage();
+ *     await page.goto(url);
+ *     return await page.title();
+ *   } finally {
+ *     await browser.close();
+ *   }
+ * }
  * ```
  *
  * @module

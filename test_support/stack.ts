@@ -8,9 +8,15 @@
  *
  * @example
  * ```ts
- * const user = await createUser();
- * const res = await fetch(trackUrl, { method: "POST", headers: authHeaders(user.token), body });
- * const rows = await sql`select * from public.user_interactions where user_id = ${user.id}`;
+ * import { authHeaders, createUser, sql, trackUrl } from "./stack.ts";
+ *
+ * async function storedRowsOfAView() {
+ *   const user = await createUser();
+ *   const body = JSON.stringify({ eventType: "view", entityType: "event", entityId: "event-1" });
+ *   const res = await fetch(trackUrl, { method: "POST", headers: authHeaders(user.token), body });
+ *   await res.body?.cancel();
+ *   return await sql`select * from public.user_interactions where user_id = ${user.id}`;
+ * }
  * ```
  *
  * @module

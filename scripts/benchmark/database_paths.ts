@@ -19,11 +19,18 @@
  *
  * @example
  * ```ts
- * const store = await openStore(dbUrl, 16);
- * const jobs = batches.map((batch) => copyJob(rowsOf(batch.events, batch.visitor, new Date())));
- * const result = await runCopy(store, jobs, 4, 5_000);
- * const calls = batches.map((batch) => ingestJob(batch.events, batch.visitor, new Date()));
- * const direct = await runIngest(store, calls, 4, 5_000);
+ * import { copyJob, ingestJob, openStore, rowsOf, runCopy, runIngest } from "./database_paths.ts";
+ * import type { Batch } from "./workload.ts";
+ *
+ * async function bothPaths(dbUrl: string, batches: Batch[]) {
+ *   const store = await openStore(dbUrl, 16);
+ *   const jobs = batches.map((batch) => copyJob(rowsOf(batch.events, batch.visitor, new Date())));
+ *   const copied = await runCopy(store, jobs, 4, 5_000);
+ *   const calls = batches.map((batch) => ingestJob(batch.events, batch.visitor, new Date()));
+ *   const direct = await runIngest(store, calls, 4, 5_000);
+ *   await store.sql.end();
+ *   return { copied, direct };
+ * }
  * ```
  *
  * @module

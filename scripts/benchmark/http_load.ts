@@ -10,9 +10,15 @@
  *
  * @example
  * ```ts
- * const requests = prepared[Symbol.iterator]();
- * const result = await closedLoop(trackUrl, () => requests.next().value, 8, 5_000);
- * console.log(result.events / result.wallSeconds, "events/s");
+ * import { stack, trackUrl } from "../../test_support/stack.ts";
+ * import { closedLoop, type RequestSpec } from "./http_load.ts";
+ *
+ * async function measure(prepared: RequestSpec[]) {
+ *   const requests = prepared[Symbol.iterator]();
+ *   const next = () => requests.next().value;
+ *   const result = await closedLoop(trackUrl, stack.anonKey, next, 8, 5_000);
+ *   console.log(result.events / result.wallSeconds, "events/s");
+ * }
  * ```
  *
  * @module

@@ -6,7 +6,12 @@
  *
  * @example
  * ```ts
- * await Deno.writeTextFile("throughput.svg", throughputPlot(cells, summary, "2 cores, ..."));
+ * import { throughputPlot } from "./plot.ts";
+ * import type { Cell, Summary } from "./report.ts";
+ *
+ * async function draw(cells: Cell[], summary: Summary) {
+ *   await Deno.writeTextFile("throughput.svg", throughputPlot(cells, summary, "2 cores, ..."));
+ * }
  * ```
  *
  * @module

@@ -11,10 +11,14 @@
  *
  * @example
  * ```ts
- * const watched = await findProcesses(gatewayPid, postmasterPid);
- * const before = await snapshot(watched);
- * // ... load ...
- * const used = cpuDelta(before, await snapshot(watched)); // seconds per process group
+ * import { cpuDelta, findProcesses, snapshot } from "./processes.ts";
+ *
+ * async function cpuOf(gatewayPid: number, postmasterPid: number, load: () => Promise<void>) {
+ *   const watched = await findProcesses(gatewayPid, postmasterPid);
+ *   const before = await snapshot(watched);
+ *   await load();
+ *   return cpuDelta(before, await snapshot(watched)); // seconds per process group
+ * }
  * ```
  *
  * @module

@@ -8,8 +8,13 @@
  *
  * @example
  * ```ts
- * const busy = await waitForQuiet(sql, 60);
- * if (busy.length) console.error(`still busy: ${busy.join(", ")}`);
+ * import type { Sql } from "./database_paths.ts";
+ * import { waitForQuiet } from "./quiet.ts";
+ *
+ * async function settle(sql: Sql) {
+ *   const busy = await waitForQuiet(sql, 60);
+ *   if (busy.length) console.error(`still busy: ${busy.join(", ")}`);
+ * }
  * ```
  *
  * @module

@@ -5,8 +5,13 @@
  *
  * @example
  * ```ts
- * const summary = summarize(cells, validation, soak);
- * console.log(formatReport(cells, summary));
+ * import { type Cell, formatReport, type SoakResult, summarize } from "./report.ts";
+ * import type { ValidationCost } from "./validation_cost.ts";
+ *
+ * function report(cells: Cell[], validation?: ValidationCost, soak?: SoakResult) {
+ *   const summary = summarize(cells, validation, soak);
+ *   console.log(formatReport(cells, summary));
+ * }
  * ```
  *
  * @module

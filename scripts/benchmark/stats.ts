@@ -3,6 +3,7 @@
  *
  * @example
  * ```ts
+ * import { latencySummary, slope } from "./stats.ts";
  * latencySummary([5, 1, 3, 2, 4]).p50; // 3
  * slope([{ x: 0, y: 1 }, { x: 1, y: 3 }]); // 2
  * ```

@@ -11,8 +11,15 @@
  *
  * @example
  * ```ts
- * const cost = await measureValidation(events, bodies, 5_000, 1_000);
- * console.log(cost.validateEventMicros, "µs per event");
+ * import { measureValidation } from "./validation_cost.ts";
+ * import type { Batch } from "./workload.ts";
+ *
+ * async function costOf(batches: Batch[]) {
+ *   const events = batches.flatMap((batch) => batch.events);
+ *   const bodies = batches.map((batch) => JSON.stringify({ events: batch.events }));
+ *   const cost = await measureValidation(events, bodies, events.length, 1_000);
+ *   console.log(cost.validateEventMicros, "µs per event");
+ * }
  * ```
  *
  * @module

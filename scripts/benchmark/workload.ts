@@ -10,7 +10,15 @@
  *
  * @example
  * ```ts
- * const visitor = { kind: "anon", token: anonKey, anonymousId: "v-1", address: "127.10.0.1" } as const;
+ * import { stack } from "../../test_support/stack.ts";
+ * import { batchesOf, generateWorkload, type Visitor } from "./workload.ts";
+ *
+ * const visitor: Visitor = {
+ *   kind: "anon",
+ *   token: stack.anonKey,
+ *   anonymousId: "v-1",
+ *   address: "127.10.0.1",
+ * };
  * const workload = generateWorkload({ visitors: [visitor], eventsPerVisitor: 200, seed: 1 });
  * const batches = batchesOf(workload, 100); // requests of 100 events, visitors interleaved
  * ```

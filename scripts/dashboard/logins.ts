@@ -11,10 +11,15 @@
  *
  * @example
  * ```ts
+ * import { AnalystLogins, parseBasicAuth } from "./logins.ts";
+ *
  * const logins = new AnalystLogins("postgresql://postgres:postgres@127.0.0.1:54322/postgres");
- * const credentials = parseBasicAuth(request.headers.get("Authorization"));
- * if (credentials) {
+ *
+ * async function handler(request: Request): Promise<Response> {
+ *   const credentials = parseBasicAuth(request.headers.get("Authorization"));
+ *   if (!credentials) return new Response(null, { status: 401 });
  *   const rows = await logins.run(credentials, (sql) => sql`select 1 as one`);
+ *   return Response.json(rows);
  * }
  * ```
  *
@@ -34,6 +39,7 @@ export interface Credentials {
  *
  * @example
  * ```ts
+ * import { parseBasicAuth } from "./logins.ts";
  * parseBasicAuth(`Basic ${btoa("analyst_reader:analyst")}`);
  * // { user: "analyst_reader", password: "analyst" }
  * ```

@@ -14,8 +14,13 @@
  *
  * @example
  * ```ts
- * const summary = await readSummary(sql, 30);
- * summary.daily.map((row) => [row.day, row.sessions]);
+ * import type postgres from "postgres";
+ * import { readSummary } from "./summary.ts";
+ *
+ * async function sessionsPerDay(sql: postgres.Sql) {
+ *   const summary = await readSummary(sql, 30);
+ *   return summary.daily.map((row) => [row.day, row.sessions]);
+ * }
  * ```
  *
  * @module

@@ -22,11 +22,18 @@
  *
  * @example
  * ```ts
- * const recorder = new Recorder({ hangAfterMs: 30_000 });
- * const visitor = new Visitor({ index: 0, url, anonKey, user: null, recorder, random: Math.random });
- * visitor.trackSomething();
- * await visitor.drain(Date.now() + 10_000);
- * visitor.stop();
+ * import { Recorder, Visitor } from "./load.ts";
+ *
+ * async function oneAnonymousVisitor(url: string, anonKey: string) {
+ *   const recorder = new Recorder({ hangAfterMs: 30_000 });
+ *   const random = Math.random;
+ *   const visitor = new Visitor({ index: 0, url, anonKey, user: null, recorder, random });
+ *   await visitor.ready();
+ *   visitor.trackSomething();
+ *   await visitor.drain(Date.now() + 10_000);
+ *   visitor.stop();
+ *   return recorder.requests;
+ * }
  * ```
  *
  * @module

@@ -9,11 +9,16 @@
  *
  * @example
  * ```ts
- * const postgres = new PostgresCluster("/var/lib/postgresql/chaos");
- * await postgres.stop("immediate");
- * await postgres.start();
- * const paused = postgres.pause();
- * postgres.resume();
+ * import { PostgresCluster } from "./processes.ts";
+ *
+ * async function crashAndFreeze(dataDir: string) {
+ *   const postgres = new PostgresCluster(dataDir);
+ *   await postgres.stop("immediate");
+ *   await postgres.start();
+ *   const paused = postgres.pause(); // how many processes were frozen
+ *   postgres.resume();
+ *   return paused;
+ * }
  * ```
  *
  * @module

@@ -29,10 +29,14 @@
  *
  * @example
  * ```ts
- * const proxy = new FaultProxy({ port: 55332, targetPort: 55322, protocol: "postgres" });
- * proxy.cutResponses(3); // three committed transactions whose answer is lost
- * proxy.dropAll();
- * await proxy.close();
+ * import { FaultProxy } from "./tcp_proxy.ts";
+ *
+ * async function loseAnswers() {
+ *   const proxy = new FaultProxy({ port: 55332, targetPort: 55322, protocol: "postgres" });
+ *   proxy.cutResponses(3); // three committed transactions whose answer is lost
+ *   proxy.dropAll();
+ *   await proxy.close();
+ * }
  * ```
  *
  * @module

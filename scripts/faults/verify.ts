@@ -10,8 +10,15 @@
  *
  * @example
  * ```ts
- * const figures = await checkStorage(sql, created);
- * console.log(figures.lost, figures.duplicated); // 0 0
+ * import type postgres from "postgres";
+ * import type { Visitor } from "./load.ts";
+ * import { checkStorage } from "./verify.ts";
+ *
+ * async function verify(sql: postgres.Sql, visitors: Visitor[]) {
+ *   const created = new Map(visitors.flatMap((visitor) => [...visitor.created]));
+ *   const figures = await checkStorage(sql, created);
+ *   console.log(figures.lost, figures.duplicated); // 0 0
+ * }
  * ```
  *
  * @module

@@ -19,12 +19,21 @@
  * skip a signature check that costs 100 µs or so of CPU. Any other text,
  * a forged or altered token included, is checked in full.
  *
+ * Make the keys once and pass the same object with every request: verified
+ * tokens are remembered per keys object.
+ *
  * @example
  * ```ts
- * const result = await verifyAccessToken(req.headers.get("authorization"), {
- *   secret: new TextEncoder().encode(Deno.env.get("SUPABASE_JWT_SECRET")!),
- * });
- * if (result.ok) console.log(principalOf(result.value));
+ * import { principalOf, verifyAccessToken } from "./auth.ts";
+ *
+ * const keys = { secret: new TextEncoder().encode(Deno.env.get("SUPABASE_JWT_SECRET")!) };
+ *
+ * async function handler(req: Request): Promise<Response> {
+ *   const result = await verifyAccessToken(req.headers.get("authorization"), keys);
+ *   const principal = result.ok ? principalOf(result.value) : result;
+ *   if (!principal.ok) return new Response(principal.error.message, { status: 401 });
+ *   return new Response(`hello, ${principal.value.kind}`);
+ * }
  * ```
  *
  * @module

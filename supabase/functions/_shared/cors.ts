@@ -6,7 +6,12 @@
  * @example
  * ```ts
  * import { corsHeaders } from "./cors.ts";
- * if (req.method === "OPTIONS") return new Response(null, { status: 204, headers: corsHeaders });
+ *
+ * function handler(req: Request): Response {
+ *   if (req.method === "OPTIONS") return new Response(null, { status: 204, headers: corsHeaders });
+ *   return Response.json({ ok: true }, { headers: corsHeaders });
+ * }
+ * handler(new Request("http://localhost/functions/v1/track", { method: "OPTIONS" })).status; // 204
  * ```
  *
  * @module

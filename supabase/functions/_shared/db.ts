@@ -11,12 +11,22 @@
  *
  * @example
  * ```ts
- * import { DatabaseError, ingestInteractions } from "./db.ts";
- * try {
- *   const result = await ingestInteractions({ userId, events, rejected, context, rateLimit });
- *   if (!result.allowed) console.log(`retry in ${result.retryAfterSeconds} s`);
- * } catch (error) {
- *   if (error instanceof DatabaseError) console.error(error.reason); // "unavailable" | "failed"
+ * import { DatabaseError, type IngestEvent, ingestInteractions } from "./db.ts";
+ *
+ * async function store(key: string, userId: string | null, events: IngestEvent[]) {
+ *   try {
+ *     const result = await ingestInteractions({
+ *       userId,
+ *       events,
+ *       rejected: [],
+ *       context: { function: "track", request_id: crypto.randomUUID() },
+ *       rateLimit: { key, events: events.length, requestsPerMinute: 120, eventsPerMinute: 6000 },
+ *     });
+ *     if (!result.allowed) console.log(`retry in ${result.retryAfterSeconds} s`);
+ *   } catch (error) {
+ *     if (!(error instanceof DatabaseError)) throw error;
+ *     console.error(error.reason); // "unavailable" | "failed"
+ *   }
  * }
  * ```
  *

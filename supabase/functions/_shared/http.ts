@@ -5,9 +5,18 @@
  *
  * @example
  * ```ts
- * import { errorResponse, readBodyCapped } from "./http.ts";
- * const body = await readBodyCapped(req, 1024);
- * if (body === null) return errorResponse(413, "payload_too_large", "at most 1024 bytes");
+ * import { errorResponse, jsonResponse, readBodyCapped } from "./http.ts";
+ *
+ * async function handler(req: Request): Promise<Response> {
+ *   const body = await readBodyCapped(req, 1024);
+ *   if (body === null) return errorResponse(413, "payload_too_large", "at most 1024 bytes");
+ *   return jsonResponse({ bytes: body.byteLength });
+ * }
+ * const big = new Request("http://localhost/functions/v1/track", {
+ *   method: "POST",
+ *   body: "x".repeat(2048),
+ * });
+ * (await handler(big)).status; // 413
  * ```
  *
  * @module

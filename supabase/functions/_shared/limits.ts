@@ -5,7 +5,8 @@
  * @example
  * ```ts
  * import { MAX_EVENTS_PER_REQUEST } from "./limits.ts";
- * const batches = Math.ceil(queue.length / MAX_EVENTS_PER_REQUEST);
+ * const queue = Array.from({ length: 1_234 }, (_, i) => ({ entityId: `event-${i}` }));
+ * const requests = Math.ceil(queue.length / MAX_EVENTS_PER_REQUEST); // 3
  * ```
  *
  * @module

@@ -11,15 +11,18 @@
  * @example
  * ```ts
  * import { parseTrackBody, validateEvent } from "./schemas.ts";
- * const one = validateEvent({
+ * const review = {
  *   eventType: "review",
  *   entityType: "review",
  *   entityId: "review-123",
  *   metadata: { rating: "five" },
- * });
+ * };
+ * validateEvent(review);
  * // { ok: false, errors: [{ path: "metadata.rating",
  * //   message: "Invalid input: expected number, received string" }] }
- * const body = parseTrackBody({ events: [event1, event2], sentAt: new Date().toISOString() });
+ * const view = { eventType: "view", entityType: "event", entityId: "event-1", anonymousId: "v-1" };
+ * const body = parseTrackBody({ events: [view, review], sentAt: new Date().toISOString() });
+ * // ok: true, count: 2, events: the view (index 0), rejected: the review (index 1)
  * ```
  *
  * @module

@@ -13,6 +13,8 @@
  * @example
  * ```ts
  * import { parseTrackBody } from "../_shared/schemas.ts";
+ * import { prepareEvents } from "./prepare.ts";
+ *
  * const body = parseTrackBody({
  *   events: [{ eventType: "view", entityType: "event", entityId: "event-1", anonymousId: "v-1" }],
  * });

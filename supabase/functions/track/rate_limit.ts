@@ -33,10 +33,14 @@
  *
  * @example
  * ```ts
+ * import { LocalRateLimiter, principalKey, rateLimitsFromEnv } from "./rate_limit.ts";
+ *
+ * const request = new Request("http://localhost/functions/v1/track", { method: "POST" });
  * const limits = rateLimitsFromEnv(Deno.env);
  * if (limits) {
  *   const local = new LocalRateLimiter(limits.requestsPerMinute);
- *   const decision = local.take(principalKey({ kind: "anon" }, request.headers, "203.0.113.7"));
+ *   const key = principalKey({ kind: "anon" }, request.headers, "203.0.113.7"); // "ip:203.0.113.7"
+ *   const decision = local.take(key);
  *   if (!decision.ok) console.log(`retry in ${decision.retryAfterSeconds} s`);
  * }
  * ```
