@@ -178,7 +178,7 @@ export interface Tracker {
   optOut(): void;
   /** Resumes collecting after `optOut()`. */
   optIn(): void;
-  /** Whether the visitor opted out. */
+  /** Whether the visitor opted out, in this tab or another one. */
   isOptedOut(): boolean;
   /** Stops timers and listeners; what waits stays queued for the next page. */
   destroy(): void;
@@ -234,7 +234,9 @@ class InteractionTracker implements Tracker {
   #authAvailable = false;
   #tokens = new Map<string, { token: string; expiresAt: number | null }>();
   #memoryAnonymousId: string | null = null;
-  #memoryOptedOut = false;
+  // The visitor's choice when the storage could not record it; null while
+  // the storage holds it, where every tab reads the latest one.
+  #optedOutHere: boolean | null = null;
   #ownsQueue = false;
   #running: Promise<void> | null = null;
   #runAgain = false;
@@ -379,24 +381,33 @@ class InteractionTracker implements Tracker {
   }
 
   optOut(): void {
-    this.#memoryOptedOut = true;
+    this.#optedOutHere = true;
+    // Forgotten first: a full storage has room for the flag once the queues are gone.
+    this.#forgetEverything();
     try {
       this.#storage.setItem(keys.optedOut, "true");
+      this.#optedOutHere = null;
     } catch {
       // Remembered for this page only.
     }
-    this.#forgetEverything();
     this.#debug("opted out: queue cleared, nothing more is collected");
   }
 
   optIn(): void {
-    this.#memoryOptedOut = false;
-    removeItem(this.#storage, keys.optedOut);
+    try {
+      this.#storage.removeItem(keys.optedOut);
+      this.#optedOutHere = null;
+    } catch {
+      this.#optedOutHere = false;
+    }
     this.#debug("opted in");
   }
 
+  // Read from the storage each time: the visitor may have changed their mind
+  // in another tab since, and this tab must neither collect after an opt-out
+  // nor clear what the other tabs keep after an opt-in.
   isOptedOut(): boolean {
-    return this.#memoryOptedOut || readItem(this.#storage, keys.optedOut) === "true";
+    return this.#optedOutHere ?? readItem(this.#storage, keys.optedOut) === "true";
   }
 
   destroy(): void {
@@ -528,6 +539,7 @@ class InteractionTracker implements Tracker {
 
   async #deliver(force: boolean): Promise<void> {
     if (this.isOptedOut()) {
+      // Whatever a tab wrote before it saw the opt-out goes too.
       this.#forgetEverything();
       return;
     }
@@ -911,7 +923,10 @@ class InteractionTracker implements Tracker {
       "storage",
       guarded((event) => {
         const { key, newValue } = event as StorageEvent;
-        if (key === keys.optedOut && newValue === "true") this.#forgetEverything();
+        if (key !== keys.optedOut) return;
+        // Chosen in another tab, and stored: the storage holds the latest choice.
+        this.#optedOutHere = null;
+        if (newValue === "true") this.#forgetEverything();
       }),
     );
   }

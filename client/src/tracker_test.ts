@@ -807,6 +807,40 @@ Deno.test("tracker: opting out clears the queue, stops tracking, and is remember
   });
 });
 
+Deno.test("tracker: a tab that opted out leaves every tab's state alone once the visitor opts back in in another", async () => {
+  const storage = new MemoryStorage();
+  const a = fakeSupabase();
+  const b = fakeSupabase();
+  b.replies.push(offline);
+  const tabA = createTracker({ supabase: a.supabase, storage, flushIntervalMs: 10 });
+  const tabB = createTracker({
+    supabase: b.supabase,
+    storage,
+    flushIntervalMs: HOUR,
+    backoff: { baseMs: HOUR, maxMs: HOUR },
+  });
+  try {
+    await tick();
+    tabA.optOut();
+    tabB.optIn();
+    assert.equal(tabA.isOptedOut(), false, "the visitor's latest choice holds in every tab");
+    const id = tabB.trackInteraction.view("event", "e1");
+    await tabB.flush(); // offline: the event waits in storage
+    const anonymousId = storage.getItem("synth_interactions:anonymous_id");
+    const session = storage.getItem("synth_interactions:session");
+    await tick(60); // several of tab A's delivery runs
+    const queued = keysWithPrefix(storage, "synth_interactions:queue:");
+    assert.equal(queued.length, 1);
+    assert.deepEqual(readQueue(storage, queued[0]).map((entry) => entry.event.eventId), [id]);
+    assert.equal(storage.getItem("synth_interactions:anonymous_id"), anonymousId);
+    assert.equal(storage.getItem("synth_interactions:session"), session);
+    assert.equal(a.calls.length, 0);
+  } finally {
+    tabA.destroy();
+    tabB.destroy();
+  }
+});
+
 Deno.test("tracker: a new page sends the queue an earlier page left behind", async () => {
   const storage = new MemoryStorage();
   const { supabase, calls } = fakeSupabase();
