@@ -728,7 +728,12 @@ class InteractionTracker implements Tracker {
     for (const key of keysWithPrefix(this.#storage, keys.queuePrefix)) {
       if (key === own) continue;
       const tabId = key.slice(keys.queuePrefix.length);
+      if (this.#destroyed) return;
       await this.#tabs.adopt(tabId, () => {
+        // Stopped while waiting for the queue (a lock, or the lease's pause):
+        // this tracker's own queue no longer reaches the storage, so the
+        // events stay where they are, for the next tracker to take over.
+        if (this.#destroyed) return;
         // Removed before the merge writes them under this tab's key, in the
         // same task: the storage never has to hold the events twice.
         const entries = readQueue<OutgoingEvent>(this.#storage, key);

@@ -860,6 +860,73 @@ Deno.test("tracker: a new page sends the queue an earlier page left behind", asy
   });
 });
 
+/** A page that tracks two events and goes away: answers their ids, left in `storage`. */
+async function leaveQueue(
+  storage: MemoryStorage,
+  supabase: TrackerOptions["supabase"],
+): Promise<Array<string | null>> {
+  const page = createTracker({ supabase, storage, flushIntervalMs: HOUR });
+  await tick();
+  const left = [
+    page.trackInteraction.view("event", "e1"),
+    page.trackInteraction.view("event", "e2"),
+  ];
+  page.destroy();
+  await tick(); // the browser frees its lock
+  return left;
+}
+
+Deno.test("tracker: a tracker stopped during the pause before it takes over a left queue leaves it for the next", async () => {
+  // Without Web Locks (pages not served over https), taking a queue over waits
+  // a moment to see that no other tab claimed it too.
+  Object.defineProperty(navigator, "locks", { value: undefined, configurable: true });
+  try {
+    const storage = new MemoryStorage();
+    const { supabase, calls } = fakeSupabase();
+    const left = await leaveQueue(storage, supabase);
+    const replaced = createTracker({ supabase, storage, flushIntervalMs: HOUR });
+    await tick(10); // within the pause
+    replaced.destroy(); // initTracking() again, a component remounted, ...
+    await tick(100);
+    assert.equal(calls.length, 0);
+    await withTracker({ supabase, storage }, async (tracker) => {
+      await tracker.flush();
+      assert.deepEqual(new Set(sentIds(calls)), new Set(left));
+      assert.equal(sentIds(calls).length, 2);
+    });
+  } finally {
+    delete (navigator as { locks?: unknown }).locks;
+  }
+});
+
+Deno.test("tracker: a tracker stopped while it waits for a left queue's lock leaves it for the next", async () => {
+  const storage = new MemoryStorage();
+  const { supabase, calls } = fakeSupabase();
+  const left = await leaveQueue(storage, supabase);
+  const locks = navigator.locks;
+  let replaced: Tracker | undefined;
+  // The app stops the tracker as it asks for the lock, before the browser grants it.
+  const stoppingOnRequest = {
+    request(...args: Parameters<LockManager["request"]>) {
+      if ((args[1] as LockOptions).ifAvailable) replaced?.destroy();
+      return locks.request(...args);
+    },
+  };
+  Object.defineProperty(navigator, "locks", { value: stoppingOnRequest, configurable: true });
+  try {
+    replaced = createTracker({ supabase, storage, flushIntervalMs: HOUR });
+    await tick(20);
+  } finally {
+    delete (navigator as { locks?: unknown }).locks;
+  }
+  assert.equal(calls.length, 0);
+  await withTracker({ supabase, storage }, async (tracker) => {
+    await tracker.flush();
+    assert.deepEqual(new Set(sentIds(calls)), new Set(left));
+    assert.equal(sentIds(calls).length, 2);
+  });
+});
+
 Deno.test("tracker: taking over a left queue needs no room for a second copy of it", async () => {
   /** A storage with a quota on everything it holds, as browsers have. */
   class QuotaStorage extends MemoryStorage {
