@@ -57,7 +57,13 @@ import {
   removeItem,
 } from "./storage.ts";
 import { type TabCoordinator, tabCoordinator } from "./tabs.ts";
-import { type Delivery, type FunctionsInvoker, invokeTrack, keepaliveTrack } from "./transport.ts";
+import {
+  type Delivery,
+  type FunctionsInvoker,
+  invokeTrack,
+  keepaliveTrack,
+  REQUEST_TIMEOUT_MS,
+} from "./transport.ts";
 
 /** A signed-in user's session, as supabase-js hands it out. */
 export interface AuthSession {
@@ -145,6 +151,11 @@ export interface TrackerOptions {
   apiKey?: string;
   /** Send with `keepalive` when the page is hidden or closed. Default true. */
   flushOnHide?: boolean;
+  /**
+   * How long a request, or supabase-js asked who is signed in, may go unanswered before the
+   * tracker goes on without it, in milliseconds. Default 30000.
+   */
+  requestTimeoutMs?: number;
   /** The clock, in epoch milliseconds. */
   now?: () => number;
   /** The source of jitter, in [0, 1). */
@@ -215,6 +226,7 @@ class InteractionTracker implements Tracker {
   readonly #clientHeaders: Record<string, string>;
   readonly #now: () => number;
   readonly #random: () => number;
+  readonly #requestTimeoutMs: number;
   readonly #queue: DurableQueue<OutgoingEvent>;
   readonly #sessions: SessionStore;
   readonly #tabs: TabCoordinator;
@@ -233,6 +245,9 @@ class InteractionTracker implements Tracker {
   #authKnown = false;
   #authAvailable = false;
   #tokens = new Map<string, { token: string; expiresAt: number | null }>();
+  // Asking supabase-js who is signed in, until it answers or the wait ends.
+  #authQuestion: Promise<void> | null = null;
+  #endAuthWait: (() => void) | null = null;
   #memoryAnonymousId: string | null = null;
   // The visitor's choice when the storage could not record it; null while
   // the storage holds it, where every tab reads the latest one.
@@ -266,6 +281,7 @@ class InteractionTracker implements Tracker {
     this.#storage = options.storage ?? browserStorage();
     this.#now = options.now ?? Date.now;
     this.#random = options.random ?? Math.random;
+    this.#requestTimeoutMs = Math.max(0, options.requestTimeoutMs ?? REQUEST_TIMEOUT_MS);
 
     // supabase-js keeps these on the client; an app may also pass them.
     const client = options.supabase as unknown as {
@@ -419,6 +435,7 @@ class InteractionTracker implements Tracker {
     this.#queue.detach();
     this.#endBackoff();
     clearTimeout(this.#soonTimer);
+    this.#endAuthWait?.();
     for (const cleanup of this.#cleanups.splice(0)) cleanup();
     this.#tabs.release(this.#tabId);
   }
@@ -547,15 +564,13 @@ class InteractionTracker implements Tracker {
     if (this.#ownsQueue) await this.#adoptAbandonedQueues();
     if (this.#unsentCount() <= 0) return;
     await this.#refreshAuth();
-    // Until supabase-js has said who is signed in, no event's sender is sure.
-    if (this.#awaitingAuth()) return;
     this.#confirmProvisional();
     for (;;) {
       if (this.#destroyed || this.isOptedOut()) return;
       const batch = selectBatch(this.#queue.entries(), {
         maxEvents: this.#maxEventsPerRequest,
         maxBytes: MAX_REQUEST_BYTES,
-        exclude: this.#beingSent(),
+        exclude: this.#awaitingAuth() ? this.#unsureOrBeingSent() : this.#beingSent(),
         allowOversized: true,
       });
       if (batch.length === 0) return;
@@ -589,6 +604,7 @@ class InteractionTracker implements Tracker {
           body,
           headers,
           this.#now,
+          this.#requestTimeoutMs,
         );
       } finally {
         for (const entry of batch) this.#inFlight.delete(entry.event.eventId);
@@ -677,6 +693,20 @@ class InteractionTracker implements Tracker {
       : new Set([...this.#inFlight, ...this.#inKeepalive]);
   }
 
+  // Before supabase-js has said who is signed in, only an anonymous event
+  // another page left has a sure sender, with the key as its bearer. This
+  // page's own events carry a guess; a user's have no token at hand yet; and
+  // without a key, supabase-js would send the token of whoever is signed in.
+  #unsureOrBeingSent(): Set<string> {
+    const unsure = new Set(this.#beingSent());
+    for (const { event, userId } of this.#queue.entries()) {
+      if (this.#apiKey === null || userId !== null || this.#provisionalHere.has(event.eventId)) {
+        unsure.add(event.eventId);
+      }
+    }
+    return unsure;
+  }
+
   // What the page still holds goes out in keepalive requests, which outlive
   // it. When the page is going away, the browser cancels its ordinary
   // requests: their events go too (the server stores an event once).
@@ -712,6 +742,7 @@ class InteractionTracker implements Tracker {
         body,
         { ...this.#clientHeaders, apikey: this.#apiKey!, ...auth },
         this.#now,
+        this.#requestTimeoutMs,
       ).then((delivery) => {
         this.#keepaliveBytes -= bytes;
         for (const id of ids) this.#inKeepalive.delete(id);
@@ -781,8 +812,33 @@ class InteractionTracker implements Tracker {
     void this.#refreshAuth();
   }
 
-  async #refreshAuth(): Promise<void> {
-    if (!this.#authAvailable) return;
+  // supabase-js may take long to answer, or never answer: a token refresh
+  // whose request stalls, a lock another tab holds. Delivery waits for it as
+  // long as for a request of its own (refreshing a token is one request to
+  // the auth server), then goes on with what it knows: the tokens it was
+  // given, and the guess behind provisional events, which keep waiting. A
+  // question still open is not asked again, so it holds delivery up once.
+  #refreshAuth(): Promise<void> {
+    if (!this.#authAvailable || this.#destroyed) return Promise.resolve();
+    if (this.#authQuestion === null) {
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const waitEnded = new Promise<void>((resolve) => {
+        this.#endAuthWait = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+        timer = setTimeout(this.#endAuthWait, this.#requestTimeoutMs);
+      });
+      const answered = this.#askAuth().finally(() => {
+        this.#authQuestion = null;
+        clearTimeout(timer);
+      });
+      this.#authQuestion = Promise.race([answered, waitEnded]);
+    }
+    return this.#authQuestion;
+  }
+
+  async #askAuth(): Promise<void> {
     try {
       const { data, error } = await this.#supabase.auth!.getSession();
       // No session but an error: an expired session that could not be

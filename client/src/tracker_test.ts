@@ -310,7 +310,7 @@ Deno.test("tracker: a signed-out visitor cannot send user-specific events", asyn
 /** A tracker whose supabase-js has not yet said who is signed in; `answer()` lets it. */
 function beforeAuthAnswers(
   session: AuthSession | null,
-  options: { storage: MemoryStorage; now?: () => number },
+  options: { storage: MemoryStorage; now?: () => number; requestTimeoutMs?: number },
 ) {
   const fake = fakeSupabase(session);
   const answer = fake.auth.holdAnswers();
@@ -490,6 +490,75 @@ Deno.test("tracker: events tracked before a right guess is confirmed keep their 
       second,
       third,
     ]);
+  } finally {
+    tracker.destroy();
+  }
+});
+
+/** Whether `promise` settles within `ms` milliseconds. */
+async function settlesWithin(ms: number, promise: Promise<unknown>): Promise<boolean> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), ms)));
+  try {
+    return await Promise.race([promise.then(() => true), late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+Deno.test("tracker: supabase-js not answering who is signed in holds delivery up for requestTimeoutMs, once", async () => {
+  const alice = { access_token: "alice-token", user: { id: "alice" } };
+  const { supabase, calls, auth } = fakeSupabase(alice);
+  await withTracker({ supabase, requestTimeoutMs: 200 }, async (tracker) => {
+    const first = tracker.trackInteraction.view("event", "e1");
+    await tracker.flush();
+    // From now on supabase-js never answers (a token refresh whose request stalls).
+    auth.getSession = () => new Promise(() => {});
+    const second = tracker.trackInteraction.view("event", "e2");
+    assert.equal(await settlesWithin(2000, tracker.flush()), true, "flush() resolves");
+    const third = tracker.trackInteraction.view("event", "e3");
+    assert.equal(
+      await settlesWithin(100, tracker.flush()),
+      true,
+      "the open question is not waited for again",
+    );
+    assert.deepEqual(
+      calls.map((c) => [c.headers.Authorization, c.body.events.map((e) => e.eventId)]),
+      [
+        ["Bearer alice-token", [first]],
+        ["Bearer alice-token", [second]],
+        ["Bearer alice-token", [third]],
+      ],
+    );
+  });
+});
+
+Deno.test("tracker: until supabase-js first answers, only anonymous events another page left are sent", async () => {
+  const storage = new MemoryStorage();
+  const earlier = fakeSupabase(null);
+  earlier.replies.push(offline);
+  let left: string | null = null;
+  await withTracker({ supabase: earlier.supabase, storage }, async (tracker) => {
+    left = tracker.trackInteraction.view("event", "e1");
+    await tracker.flush(); // offline: left for the next page
+  });
+  const { tracker, answer, calls } = beforeAuthAnswers(null, { storage, requestTimeoutMs: 50 });
+  try {
+    const own = tracker.trackInteraction.view("event", "e2");
+    await tick(20); // the tab takes over the queue the earlier page left
+    assert.equal(await settlesWithin(1000, tracker.flush()), true, "flush() resolves");
+    assert.deepEqual(
+      calls.map((c) => [c.headers.Authorization, c.body.events.map((e) => e.eventId)]),
+      [[`Bearer ${ANON_KEY}`, [left]]],
+    );
+    assert.equal(tracker.pendingCount(), 1, "this page's own event waits for the answer");
+    answer();
+    await tick();
+    await tracker.flush();
+    assert.deepEqual(
+      calls.map((c) => [c.headers.Authorization, c.body.events.map((e) => e.eventId)]),
+      [[`Bearer ${ANON_KEY}`, [left]], [`Bearer ${ANON_KEY}`, [own]]],
+    );
   } finally {
     tracker.destroy();
   }
