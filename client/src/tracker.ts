@@ -257,13 +257,16 @@ class InteractionTracker implements Tracker {
   #runAgain = false;
   #attempt = 0;
   // Armed while a failed delivery waits for its retry, which it sends when it
-  // fires; until then only `flush()` or the browser coming back online sends.
+  // fires (or when the last `Retry-After` is over, if later); until then only
+  // `flush()` or the browser coming back online sends.
   // A timer, not a time to compare with the clock: the wall clock set back
   // cannot hold delivery up.
   #retryTimer: ReturnType<typeof setTimeout> | undefined;
-  // Armed while the server's `Retry-After` is in force: then not even the
-  // page going away sends. A plain backoff does not hold that last chance back.
-  #retryAfterTimer: ReturnType<typeof setTimeout> | undefined;
+  // One armed for each `Retry-After` the server gave, until it is over.
+  // While any is, nothing is sent (not even as the page goes away; a plain
+  // backoff does not hold that last chance back), and a later failure
+  // cannot shorten it: the retry waits for the last of them.
+  readonly #retryAfterTimers = new Set<ReturnType<typeof setTimeout>>();
   #soonTimer: ReturnType<typeof setTimeout> | undefined;
   #keepaliveBytes = 0;
   #destroyed = false;
@@ -522,7 +525,7 @@ class InteractionTracker implements Tracker {
 
   // Soon, not now: the rest of a burst tracked in the same task joins the batch.
   #sendSoon(): void {
-    if (this.#soonTimer !== undefined || this.#retryTimer !== undefined) return;
+    if (this.#soonTimer !== undefined || this.#backingOff()) return;
     this.#soonTimer = setTimeout(() => {
       this.#soonTimer = undefined;
       this.#run(false);
@@ -544,7 +547,7 @@ class InteractionTracker implements Tracker {
         do {
           this.#runAgain = false;
           await this.#deliver(force);
-        } while (this.#runAgain && !this.#destroyed && this.#retryTimer === undefined);
+        } while (this.#runAgain && !this.#destroyed && !this.#backingOff());
       } catch (error) {
         this.#report({ kind: "internal", message: `delivery failed: ${describe(error)}` });
       } finally {
@@ -560,7 +563,7 @@ class InteractionTracker implements Tracker {
       this.#forgetEverything();
       return;
     }
-    if (!force && this.#retryTimer !== undefined) return;
+    if (!force && this.#backingOff()) return;
     if (this.#ownsQueue) await this.#adoptAbandonedQueues();
     if (this.#unsentCount() <= 0) return;
     await this.#refreshAuth();
@@ -619,15 +622,21 @@ class InteractionTracker implements Tracker {
     if (delivery.kind === "retry") {
       const delay = retryDelay(this.#attempt, delivery.retryAfterMs, this.#backoff, this.#random);
       this.#attempt += 1;
-      this.#endBackoff();
+      // Only the backoff is replaced: a `Retry-After` still in force stays.
+      clearTimeout(this.#retryTimer);
+      this.#retryTimer = undefined;
       if (!this.#destroyed) {
         this.#retryTimer = setTimeout(() => {
           this.#retryTimer = undefined;
-          this.#run(false);
+          if (!this.#backingOff()) this.#run(false);
         }, delay);
         const asked = Math.min(delivery.retryAfterMs ?? 0, this.#backoff.maxRetryAfterMs);
         if (asked > 0) {
-          this.#retryAfterTimer = setTimeout(() => (this.#retryAfterTimer = undefined), asked);
+          const timer = setTimeout(() => {
+            this.#retryAfterTimers.delete(timer);
+            if (!this.#backingOff()) this.#run(false);
+          }, asked);
+          this.#retryAfterTimers.add(timer);
         }
       }
       this.#report({
@@ -670,11 +679,16 @@ class InteractionTracker implements Tracker {
     return true;
   }
 
+  // Waiting for a retry: its backoff, or a `Retry-After`, is not over yet.
+  #backingOff(): boolean {
+    return this.#retryTimer !== undefined || this.#retryAfterTimers.size > 0;
+  }
+
   #endBackoff(): void {
     clearTimeout(this.#retryTimer);
-    clearTimeout(this.#retryAfterTimer);
     this.#retryTimer = undefined;
-    this.#retryAfterTimer = undefined;
+    for (const timer of this.#retryAfterTimers) clearTimeout(timer);
+    this.#retryAfterTimers.clear();
   }
 
   #dropSignedOut(batch: Entry[]): void {
@@ -715,7 +729,7 @@ class InteractionTracker implements Tracker {
     // wrong user: the queue waits for the next page instead.
     if (
       this.#keepaliveUrl === null || !this.#authAvailable || this.#destroyed ||
-      this.isOptedOut() || this.#retryAfterTimer !== undefined || this.#awaitingAuth()
+      this.isOptedOut() || this.#retryAfterTimers.size > 0 || this.#awaitingAuth()
     ) return;
     this.#confirmProvisional();
     this.#queue.save();

@@ -1179,33 +1179,45 @@ Deno.test("tracker: an onError handler that throws never reaches the app", async
 /**
  * A page for the tracker's page listeners, in Deno: a `document` whose
  * visibility can change, `pagehide` on globalThis, and keepalive requests
- * held until `answerKeepalives`. Install before creating the tracker.
+ * held until `answerKeepalives` or `failKeepalives`. Install before creating
+ * the tracker.
  */
 function fakePage() {
   const doc = Object.assign(new EventTarget(), { visibilityState: "visible" });
   const globals = globalThis as { document?: unknown };
   globals.document = doc;
   const keepalives: Array<{ events: Array<Record<string, unknown>> }> = [];
-  const pending: Array<() => void> = [];
+  const pending: Array<{ answer: () => void; fail: () => void }> = [];
   const realFetch = globalThis.fetch;
   globalThis.fetch = ((_url: string | URL | Request, init?: RequestInit) => {
     const body = JSON.parse(String(init!.body));
     keepalives.push(body);
-    return new Promise<Response>((resolve) =>
-      pending.push(() =>
-        resolve(Response.json({ accepted: body.events.length, duplicates: 0, rejected: [] }))
-      )
+    return new Promise<Response>((resolve, reject) =>
+      pending.push({
+        answer: () =>
+          resolve(Response.json({ accepted: body.events.length, duplicates: 0, rejected: [] })),
+        fail: () => reject(new TypeError("Failed to fetch")),
+      })
     );
   }) as typeof fetch;
   return {
     keepalives,
+    /** The visitor switches to another tab, and back. */
+    hideAndShow() {
+      doc.visibilityState = "hidden";
+      doc.dispatchEvent(new Event("visibilitychange"));
+      doc.visibilityState = "visible";
+    },
     pagehide(persisted: boolean) {
       const event = new Event("pagehide");
       Object.defineProperty(event, "persisted", { value: persisted });
       globalThis.dispatchEvent(event);
     },
     answerKeepalives() {
-      for (const answer of pending.splice(0)) answer();
+      for (const { answer } of pending.splice(0)) answer();
+    },
+    failKeepalives() {
+      for (const { fail } of pending.splice(0)) fail();
     },
     restore() {
       globalThis.fetch = realFetch;
@@ -1265,4 +1277,44 @@ Deno.test("tracker: without an api key, anonymous events go with supabase-js's o
     await tracker.flush();
     assert.deepEqual(sentIds(calls), [first, second]);
   });
+});
+
+Deno.test("tracker: a keepalive failing while a Retry-After is in force does not bring the retry forward", async () => {
+  const page = fakePage();
+  const { supabase, calls, replies } = fakeSupabase(null);
+  replies.push(failing(429, { "Retry-After": "1" }));
+  const invoke = supabase.functions.invoke;
+  let release = () => {};
+  supabase.functions.invoke = (name, options) => {
+    if (calls.length > 0) return invoke(name, options);
+    const answer = invoke(name, options);
+    return new Promise((resolve) => (release = () => resolve(answer)));
+  };
+  try {
+    await withTracker({ supabase, backoff: { baseMs: 20, maxMs: 40 } }, async (tracker, errors) => {
+      const first = tracker.trackInteraction.view("event", "e1");
+      const flushing = tracker.flush();
+      await tick();
+      const second = tracker.trackInteraction.view("event", "e2");
+      page.hideAndShow();
+      assert.equal(
+        page.keepalives.length,
+        1,
+        "e2 goes with keepalive while e1's request is under way",
+      );
+      release(); // 429, Retry-After: 1
+      await flushing;
+      page.failKeepalives(); // a plain network failure, retried after 10 to 20 ms
+      await tick(200);
+      assert.equal(calls.length, 1, "nothing is sent before the Retry-After is over");
+      await tick(1100);
+      assert.deepEqual(sentIds(calls), [first, first, second], "then both go");
+      assert.deepEqual(errors.map((e) => [e.kind, (e as { status?: unknown }).status]), [
+        ["network", 429],
+        ["network", null],
+      ]);
+    });
+  } finally {
+    page.restore();
+  }
 });
