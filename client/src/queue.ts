@@ -44,7 +44,7 @@ export type QueueProblem =
   | { kind: "storage"; message: string };
 
 /** Where and how much a queue keeps. */
-export interface QueueOptions {
+export interface QueueOptions<E extends { eventId: string } = { eventId: string }> {
   storage: KeyValueStorage;
   key: string;
   /** At most this many events are kept; the oldest go first. */
@@ -52,6 +52,11 @@ export interface QueueOptions {
   onProblem?: (problem: QueueProblem) => void;
   /** False to keep events in memory until {@linkcode DurableQueue.attach} is called. */
   attached?: boolean;
+  /**
+   * When an event was tracked, in epoch milliseconds: events merged in (another tab's queue)
+   * take their place by it, so that the queue stays oldest first. Without it they go last.
+   */
+  trackedAt?: (event: E) => number;
 }
 
 /** Reads the queue stored under `key`, skipping anything that is not a queued event. */
@@ -85,6 +90,7 @@ export class DurableQueue<E extends { eventId: string }> {
   readonly maxSize: number;
   #storage: KeyValueStorage;
   #onProblem: (problem: QueueProblem) => void;
+  #trackedAt?: (event: E) => number;
   #entries: QueuedEvent<E>[];
   #attached: boolean;
   #saveScheduled = false;
@@ -92,11 +98,12 @@ export class DurableQueue<E extends { eventId: string }> {
   #short = false;
   #dropped = 0;
 
-  constructor(options: QueueOptions) {
+  constructor(options: QueueOptions<E>) {
     this.key = options.key;
     this.maxSize = Math.max(1, Math.floor(options.maxSize));
     this.#storage = options.storage;
     this.#onProblem = options.onProblem ?? (() => {});
+    this.#trackedAt = options.trackedAt;
     this.#attached = options.attached ?? true;
     this.#entries = this.#attached ? readQueue<E>(this.#storage, this.key) : [];
     this.#trim();
@@ -124,12 +131,16 @@ export class DurableQueue<E extends { eventId: string }> {
     this.#scheduleSave();
   }
 
-  /** Appends the events whose ids are not queued yet; answers how many were new. */
+  /**
+   * Adds the events whose ids are not queued yet, each in its place by
+   * `trackedAt` (the oldest events are the first sent, and the first dropped
+   * when the queue is full); answers how many were new.
+   */
   merge(entries: readonly QueuedEvent<E>[]): number {
     const known = new Set(this.#entries.map((entry) => entry.event.eventId));
     const fresh = entries.filter((entry) => !known.has(entry.event.eventId));
     if (fresh.length === 0) return 0;
-    this.#entries.push(...fresh);
+    this.#entries = this.#interleave(this.#entries, fresh);
     this.#trim();
     this.save();
     return fresh.length;
@@ -231,6 +242,27 @@ export class DurableQueue<E extends { eventId: string }> {
         : `${cause}; ${unstored} of ${this.#entries.length} queued events are kept ` +
           "in memory only until it can hold them",
     });
+  }
+
+  // Each list keeps its own order; an event tracked at the same time as a
+  // queued one, or at an unreadable time, comes after it.
+  #interleave(
+    queued: QueuedEvent<E>[],
+    added: readonly QueuedEvent<E>[],
+  ): QueuedEvent<E>[] {
+    const trackedAt = this.#trackedAt;
+    if (trackedAt === undefined) return [...queued, ...added];
+    const merged: QueuedEvent<E>[] = [];
+    let next = 0;
+    for (const entry of added) {
+      const at = trackedAt(entry.event);
+      while (next < queued.length && !(at < trackedAt(queued[next].event))) {
+        merged.push(queued[next++]);
+      }
+      merged.push(entry);
+    }
+    merged.push(...queued.slice(next));
+    return merged;
   }
 
   #trim(): void {

@@ -210,6 +210,24 @@ Deno.test("queue: merge adds only events not queued yet", () => {
   assert.deepEqual(readQueue<Event>(storage, KEY).map((e) => e.event.n), [1, 2, 3]);
 });
 
+Deno.test("queue: merged events take their place by tracking time, so a full queue drops the oldest", () => {
+  const problems: QueueProblem[] = [];
+  const storage = new MemoryStorage();
+  const queue = new DurableQueue<Event>({
+    storage,
+    key: KEY,
+    maxSize: 4,
+    onProblem: (p) => problems.push(p),
+    trackedAt: (event) => event.n,
+  });
+  queue.push(entry(3));
+  queue.push(entry(5));
+  assert.equal(queue.merge([entry(1), entry(2), entry(4), entry(6)]), 4);
+  assert.deepEqual(numbers(queue), [3, 4, 5, 6]);
+  assert.deepEqual(readQueue<Event>(storage, KEY).map((e) => e.event.n), [3, 4, 5, 6]);
+  assert.deepEqual(problems, [{ kind: "dropped", reason: "queue_full", count: 2 }]);
+});
+
 Deno.test("queue: a detached queue writes nothing until attached, then merges with storage", () => {
   const storage = new MemoryStorage();
   storage.setItem(KEY, JSON.stringify([entry(1)]));

@@ -307,6 +307,7 @@ class InteractionTracker implements Tracker {
       maxSize: options.maxQueueSize ?? 1000,
       onProblem: (problem) => this.#reportQueueProblem(problem),
       attached: false,
+      trackedAt: (event) => Date.parse(event.timestamp ?? ""),
     });
     this.#sessions = new SessionStore({
       storage: this.#storage,

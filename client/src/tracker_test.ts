@@ -996,6 +996,39 @@ Deno.test("tracker: a tracker stopped while it waits for a left queue's lock lea
   });
 });
 
+Deno.test("tracker: a queue taken over joins in tracking order: the oldest go first, or are dropped first", async () => {
+  const time = clock();
+  const storage = new MemoryStorage();
+  const { supabase, calls } = fakeSupabase();
+  const options = { supabase, storage, now: time.now, flushIntervalMs: HOUR, maxQueueSize: 5 };
+  const earlier = createTracker(options);
+  await tick();
+  const old = [1, 2, 3, 4, 5].map((n) => {
+    time.advance(1000);
+    return earlier.trackInteraction.view("event", `old-${n}`);
+  });
+  earlier.destroy(); // a reload, with nothing sent yet
+  await tick();
+  time.advance(1000);
+  const errors: TrackerError[] = [];
+  const tracker = createTracker({ ...options, onError: (error) => errors.push(error) });
+  try {
+    // The new page records its page view at once, before it takes the old queue over.
+    const fresh = [
+      tracker.trackInteraction.view("event", "new-1"),
+      tracker.trackInteraction.view("event", "new-2"),
+    ];
+    await tick(20);
+    await tracker.flush();
+    assert.deepEqual(sentIds(calls), [...old.slice(2), ...fresh]);
+    assert.deepEqual(errors.map((e) => e.message), [
+      "the queue is full: 2 oldest events dropped",
+    ]);
+  } finally {
+    tracker.destroy();
+  }
+});
+
 Deno.test("tracker: taking over a left queue needs no room for a second copy of it", async () => {
   /** A storage with a quota on everything it holds, as browsers have. */
   class QuotaStorage extends MemoryStorage {
