@@ -68,10 +68,22 @@ export class MemoryStorage implements KeyValueStorage {
   }
 }
 
+// Where `localStorage` is unusable, the page's one storage: a tracker
+// replacing another takes over its queue, and an opt-out made before any
+// tracker started is still there when one does.
+let pageMemory: MemoryStorage | null = null;
+
 /**
- * The page's `localStorage` if it can be read and written, else a
- * {@linkcode MemoryStorage}. Reading `window.localStorage` itself throws where
- * storage is blocked, hence the probe.
+ * The page's `localStorage` if it can be read and written, else one
+ * {@linkcode MemoryStorage} for the page, the same at every call. Reading
+ * `window.localStorage` itself throws where storage is blocked, hence the
+ * probe.
+ *
+ * @example
+ * ```ts
+ * browserStorage().setItem(keys.optedOut, "true");
+ * browserStorage().getItem(keys.optedOut); // "true", even where localStorage is blocked
+ * ```
  */
 export function browserStorage(): KeyValueStorage {
   try {
@@ -81,7 +93,8 @@ export function browserStorage(): KeyValueStorage {
     storage.removeItem(probe);
     return storage;
   } catch {
-    return new MemoryStorage();
+    pageMemory ??= new MemoryStorage();
+    return pageMemory;
   }
 }
 

@@ -1,0 +1,29 @@
+import assert from "node:assert/strict";
+import { browserStorage, keys } from "./storage.ts";
+
+/** Runs `body` where reading `localStorage` throws, as in a sandboxed frame or with site data blocked. */
+function withoutLocalStorage(body: () => void): void {
+  const original = Object.getOwnPropertyDescriptor(globalThis, "localStorage")!;
+  Object.defineProperty(globalThis, "localStorage", {
+    get() {
+      throw new DOMException("The operation is insecure.", "SecurityError");
+    },
+    configurable: true,
+  });
+  try {
+    body();
+  } finally {
+    Object.defineProperty(globalThis, "localStorage", original);
+  }
+}
+
+Deno.test("storage: where localStorage is unusable, the whole page shares one memory storage", () => {
+  withoutLocalStorage(() => {
+    const first = browserStorage();
+    first.setItem(keys.optedOut, "true");
+    const second = browserStorage();
+    assert.equal(second, first);
+    assert.equal(second.getItem(keys.optedOut), "true");
+    second.removeItem(keys.optedOut);
+  });
+});
