@@ -173,13 +173,16 @@ export interface Tracker {
     entityId: string,
     metadata?: Metadata,
   ): string | null;
-  /** The live metrics of the current session. */
+  /** The live metrics of the current session (all zero while the visitor is opted out). */
   getSessionMetrics(): SessionMetrics;
   /** Ends the current session and answers the id of the new one. */
   startNewSession(): string;
-  /** The current session's id. */
+  /** The current session's id; while the visitor is opted out, a throwaway one, never stored. */
   getSessionId(): string;
-  /** The visitor's persistent anonymous id (sent with every event). */
+  /**
+   * The visitor's persistent anonymous id (sent with every event); while the visitor is opted
+   * out, a throwaway one, never stored.
+   */
   getAnonymousId(): string;
   /** How many events wait to be sent from this tab. */
   pendingCount(): number;
@@ -350,34 +353,34 @@ class InteractionTracker implements Tracker {
     }
   }
 
+  // While the visitor is opted out, nothing that could tell them apart is
+  // stored: reading the session opens none, and the ids answered are throwaway.
   getSessionMetrics(): SessionMetrics {
     try {
+      if (this.isOptedOut()) return noMetrics();
       return metricsOf(this.#sessions.current(this.#principal()));
     } catch (error) {
       this.#report({ kind: "internal", message: `metrics failed: ${describe(error)}` });
-      return {
-        duration: 0,
-        interactionCount: 0,
-        engagementScore: 0,
-        pageViews: 0,
-        bounceRate: 100,
-      };
+      return noMetrics();
     }
   }
 
   startNewSession(): string {
+    if (this.isOptedOut()) return randomId();
     const session = this.#sessions.start(this.#principal());
     this.#debug("new session", session.id);
     return session.id;
   }
 
   getSessionId(): string {
+    if (this.isOptedOut()) return randomId();
     return this.#sessions.current(this.#principal()).id;
   }
 
   getAnonymousId(): string {
     const stored = readItem(this.#storage, keys.anonymousId);
     if (stored !== null && stored.length > 0 && stored.length <= 64) return stored;
+    if (this.isOptedOut()) return randomId();
     const id = this.#memoryAnonymousId ?? randomId();
     try {
       this.#storage.setItem(keys.anonymousId, id);
@@ -1035,6 +1038,10 @@ class InteractionTracker implements Tracker {
     if (readItem(this.#storage, DEBUG_FLAG_KEY) !== "true") return;
     console.log(`[interactions] ${message}`, ...details);
   }
+}
+
+function noMetrics(): SessionMetrics {
+  return { duration: 0, interactionCount: 0, engagementScore: 0, pageViews: 0, bounceRate: 100 };
 }
 
 function stringHeaders(value: unknown): Record<string, string> {

@@ -876,6 +876,28 @@ Deno.test("tracker: opting out clears the queue, stops tracking, and is remember
   });
 });
 
+Deno.test("tracker: while the visitor is opted out, reading the session or the ids stores nothing", async () => {
+  const storage = new MemoryStorage();
+  const { supabase } = fakeSupabase();
+  await withTracker({ supabase, storage }, (tracker) => {
+    tracker.trackInteraction.view("event", "e1");
+    tracker.optOut();
+    assert.deepEqual(tracker.getSessionMetrics(), {
+      duration: 0,
+      interactionCount: 0,
+      engagementScore: 0,
+      pageViews: 0,
+      bounceRate: 100,
+    });
+    tracker.getSessionId();
+    tracker.getAnonymousId();
+    tracker.startNewSession();
+    assert.deepEqual(keysWithPrefix(storage, "synth_interactions:"), [
+      "synth_interactions:opted_out",
+    ]);
+  });
+});
+
 Deno.test("tracker: a tab that opted out leaves every tab's state alone once the visitor opts back in in another", async () => {
   const storage = new MemoryStorage();
   const a = fakeSupabase();
