@@ -565,16 +565,21 @@ Deno.test("tracker: until supabase-js first answers, only anonymous events anoth
 });
 
 Deno.test("tracker: events go with the token of the user they were tracked for", async () => {
-  const alice = { access_token: "alice-token", user: { id: "alice" } };
+  const time = clock();
+  const alice = {
+    access_token: "alice-token",
+    expires_at: time.now() / 1000 + 3600,
+    user: { id: "alice" },
+  };
   const { supabase, calls, auth } = fakeSupabase(alice);
-  await withTracker({ supabase }, async (tracker) => {
+  await withTracker({ supabase, now: time.now }, async (tracker) => {
     tracker.trackInteraction.view("event", "e1");
     const aliceSession = tracker.getSessionId();
     auth.signIn(null);
     tracker.trackInteraction.view("event", "e2");
     const anonymousSession = tracker.getSessionId();
-    // Alice signed out, but her token is still valid: her event still goes as hers.
-    auth.session = alice;
+    // Alice has signed out by the time they are sent, but her token is still
+    // valid: her event still goes as hers, the visitor's with the key.
     await tracker.flush();
     assert.notEqual(aliceSession, anonymousSession);
     assert.deepEqual(
