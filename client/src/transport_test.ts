@@ -153,7 +153,7 @@ Deno.test("transport: a request unanswered in time is aborted and retried", asyn
 
 Deno.test({
   name: "transport: with supabase-js, a stalled request is aborted on the wire",
-  ignore: Deno.permissions.querySync({ name: "net" }).state !== "granted",
+  ignore: Deno.permissions.querySync({ name: "net", host: "127.0.0.1" }).state !== "granted",
   fn: async () => {
     const { createClient } = await import("@supabase/supabase-js");
     let release = () => {};
@@ -182,7 +182,7 @@ Deno.test({
 
 Deno.test({
   name: "transport: a stalled keepalive request is aborted and retried while the page lives",
-  ignore: Deno.permissions.querySync({ name: "net" }).state !== "granted",
+  ignore: Deno.permissions.querySync({ name: "net", host: "127.0.0.1" }).state !== "granted",
   fn: async () => {
     let release = () => {};
     const released = new Promise<void>((resolve) => (release = resolve));
