@@ -5,8 +5,14 @@
  *
  * @example
  * ```ts
+ * import { defaultBackoff, parseRetryAfter, retryDelay } from "./backoff.ts";
+ *
  * const delay = retryDelay(2, parseRetryAfter("3", Date.now()), defaultBackoff);
- * setTimeout(retry, delay); // at least 3 s, and within the backoff's bounds
+ * // 3000 to 4000: at least the 3 s asked, and within the backoff's bounds
+ *
+ * function retryLater(retry: () => void) {
+ *   setTimeout(retry, delay);
+ * }
  * ```
  *
  * @module

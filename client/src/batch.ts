@@ -6,7 +6,20 @@
  *
  * @example
  * ```ts
+ * import { encodeBatch, selectBatch } from "./batch.ts";
+ * import { DurableQueue } from "./queue.ts";
+ * import { MemoryStorage } from "./storage.ts";
+ *
+ * const queue = new DurableQueue<{ eventId: string }>({
+ *   storage: new MemoryStorage(),
+ *   key: "synth_interactions:queue:tab-1",
+ *   maxSize: 1000,
+ * });
+ * queue.push({ event: { eventId: "e1" }, userId: null });
+ * queue.push({ event: { eventId: "e2" }, userId: "alice" });
+ * queue.push({ event: { eventId: "e3" }, userId: null });
  * const batch = selectBatch(queue.entries(), { maxEvents: 500, maxBytes: 64 * 1024 });
+ * // e1 and e3: alice's event waits for a request of its own
  * const body = encodeBatch(batch.map((entry) => entry.event), new Date());
  * ```
  *

@@ -9,9 +9,17 @@
  *
  * @example
  * ```ts
- * const trackInteraction = interactionHelpers(tracker.track);
- * trackInteraction.like("artist", "artist-456", true, { artist_name: "The Weeknd" });
- * trackInteraction.search("Taylor Swift concerts", "event", "search-results", { results_count: 15 });
+ * import { interactionHelpers } from "./helpers.ts";
+ * import type { Tracker } from "./tracker.ts";
+ *
+ * function trackPage(tracker: Tracker) {
+ *   // `track` is called on its tracker, not handed on detached as `tracker.track`
+ *   const trackInteraction = interactionHelpers((...args) => tracker.track(...args));
+ *   trackInteraction.like("artist", "artist-456", true, { artist_name: "The Weeknd" });
+ *   trackInteraction.search("Taylor Swift concerts", "event", "search-results", {
+ *     results_count: 15,
+ *   });
+ * }
  * ```
  *
  * @module

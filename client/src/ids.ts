@@ -6,6 +6,8 @@
  *
  * @example
  * ```ts
+ * import { randomId } from "./ids.ts";
+ *
  * const eventId = randomId(); // "3b241101-e2bb-4255-8caf-4136c566a962"
  * ```
  *

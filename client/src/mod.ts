@@ -1,21 +1,34 @@
 /**
  * Interaction tracking for the browser, on the app's own Supabase client.
  *
+ * A page without a bundler loads the same API from the built file,
+ * `client/dist/interaction-tracking.min.js` (made by `client/build.ts`); the
+ * examples import it from this module, which that file bundles.
+ *
  * Either create a tracker and keep it:
  *
  * ```ts
- * import { createTracker } from "./interaction-tracking.js";
- * const tracker = createTracker({ supabase, functionName: "track" });
- * tracker.trackInteraction.view("event", "event-123", { artist_name: "Taylor Swift" });
+ * import type { SupabaseClient } from "@supabase/supabase-js";
+ * import { createTracker } from "./mod.ts";
+ *
+ * function startTracking(supabase: SupabaseClient) {
+ *   const tracker = createTracker({ supabase, functionName: "track" });
+ *   tracker.trackInteraction.view("event", "event-123", { artist_name: "Taylor Swift" });
+ *   return tracker;
+ * }
  * ```
  *
  * or start the page-wide one once and use the guide's singletons anywhere:
  *
  * ```ts
- * import { initTracking, interactionTracker, trackInteraction } from "./interaction-tracking.js";
- * initTracking({ supabase });
- * trackInteraction.like("artist", "artist-456", true, { artist_name: "The Weeknd" });
- * interactionTracker.getSessionMetrics(); // { duration, interactionCount, engagementScore, ... }
+ * import type { SupabaseClient } from "@supabase/supabase-js";
+ * import { initTracking, interactionTracker, trackInteraction } from "./mod.ts";
+ *
+ * function startTracking(supabase: SupabaseClient) {
+ *   initTracking({ supabase });
+ *   trackInteraction.like("artist", "artist-456", true, { artist_name: "The Weeknd" });
+ *   interactionTracker.getSessionMetrics(); // { duration, interactionCount, engagementScore, ... }
+ * }
  * ```
  *
  * Before `initTracking()` the singletons track nothing and answer null.

@@ -12,6 +12,9 @@
  *
  * @example
  * ```ts
+ * import { DurableQueue } from "./queue.ts";
+ * import { MemoryStorage } from "./storage.ts";
+ *
  * const queue = new DurableQueue<{ eventId: string }>({
  *   storage: new MemoryStorage(),
  *   key: "synth_interactions:queue:tab-1",

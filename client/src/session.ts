@@ -11,6 +11,9 @@
  *
  * @example
  * ```ts
+ * import { SessionStore } from "./session.ts";
+ * import { MemoryStorage } from "./storage.ts";
+ *
  * const sessions = new SessionStore({ storage: new MemoryStorage() });
  * const visitor = { userId: null, anonymousId: "visitor-1" };
  * const session = sessions.record("view", visitor); // the session the event belongs to

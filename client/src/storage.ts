@@ -5,6 +5,8 @@
  *
  * @example
  * ```ts
+ * import { browserStorage, keys } from "./storage.ts";
+ *
  * const storage = browserStorage();
  * storage.setItem(keys.anonymousId, crypto.randomUUID());
  * ```
@@ -81,6 +83,8 @@ let pageMemory: MemoryStorage | null = null;
  *
  * @example
  * ```ts
+ * import { browserStorage, keys } from "./storage.ts";
+ *
  * browserStorage().setItem(keys.optedOut, "true");
  * browserStorage().getItem(keys.optedOut); // "true", even where localStorage is blocked
  * ```

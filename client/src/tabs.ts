@@ -12,9 +12,14 @@
  *
  * @example
  * ```ts
- * const tabs = tabCoordinator("tab-1", localStorage);
- * await tabs.claim("tab-1");
- * await tabs.adopt("tab-0", () => moveQueue("tab-0", "tab-1"));
+ * import { tabCoordinator } from "./tabs.ts";
+ *
+ * async function takeOver(moveQueue: (from: string, to: string) => void) {
+ *   const tabs = tabCoordinator("tab-1", localStorage);
+ *   await tabs.claim("tab-1");
+ *   // true when tab-0 was gone and its queue is now tab-1's
+ *   return await tabs.adopt("tab-0", () => moveQueue("tab-0", "tab-1"));
+ * }
  * ```
  *
  * @module

@@ -22,10 +22,15 @@
  * @example
  * ```ts
  * import { createClient } from "@supabase/supabase-js";
- * const supabase = createClient(SUPABASE_URL, SUPABASE_ANON_KEY);
- * const tracker = createTracker({ supabase, functionName: "track" });
- * tracker.trackInteraction.view("event", "event-123", { artist_name: "Taylor Swift" });
- * await tracker.flush();
+ * import { createTracker } from "./tracker.ts";
+ *
+ * async function startTracking(supabaseUrl: string, supabaseAnonKey: string) {
+ *   const supabase = createClient(supabaseUrl, supabaseAnonKey);
+ *   const tracker = createTracker({ supabase, functionName: "track" });
+ *   tracker.trackInteraction.view("event", "event-123", { artist_name: "Taylor Swift" });
+ *   await tracker.flush();
+ *   return tracker;
+ * }
  * ```
  *
  * @module

@@ -11,8 +11,22 @@
  *
  * @example
  * ```ts
- * const delivery = await invokeTrack(supabase.functions, "track", body, headers);
- * if (delivery.kind === "retry") scheduleRetry(delivery.retryAfterMs);
+ * import type { SupabaseClient } from "@supabase/supabase-js";
+ * import { classify, invokeTrack } from "./transport.ts";
+ *
+ * async function send(
+ *   supabase: SupabaseClient,
+ *   body: string,
+ *   headers: Record<string, string>,
+ *   scheduleRetry: (retryAfterMs: number | null) => void,
+ * ) {
+ *   const delivery = await invokeTrack(supabase.functions, "track", body, headers);
+ *   if (delivery.kind === "retry") scheduleRetry(delivery.retryAfterMs);
+ *   return delivery;
+ * }
+ *
+ * const busy = new Response(null, { status: 503, headers: { "Retry-After": "3" } });
+ * await classify(busy); // { kind: "retry", status: 503, retryAfterMs: 3000, message: "…" }
  * ```
  *
  * @module
