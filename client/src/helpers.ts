@@ -13,8 +13,7 @@
  * import type { Tracker } from "./tracker.ts";
  *
  * function trackPage(tracker: Tracker) {
- *   // `track` is called on its tracker, not handed on detached as `tracker.track`
- *   const trackInteraction = interactionHelpers((...args) => tracker.track(...args));
+ *   const trackInteraction = interactionHelpers(tracker.track);
  *   trackInteraction.like("artist", "artist-456", true, { artist_name: "The Weeknd" });
  *   trackInteraction.search("Taylor Swift concerts", "event", "search-results", {
  *     results_count: 15,

@@ -212,7 +212,24 @@ const TOKEN_EXPIRY_MARGIN_MS = 10_000;
 
 /** Creates a tracker sending through `options.supabase`. */
 export function createTracker(options: TrackerOptions): Tracker {
-  return new InteractionTracker(options);
+  const tracker = new InteractionTracker(options);
+  // Every method works passed on alone (`onClick={tracker.flush}`,
+  // `interactionHelpers(tracker.track)`): calls never throw, whoever holds them.
+  return {
+    trackInteraction: tracker.trackInteraction,
+    track: (eventType, entityType, entityId, metadata) =>
+      tracker.track(eventType, entityType, entityId, metadata),
+    getSessionMetrics: () => tracker.getSessionMetrics(),
+    startNewSession: () => tracker.startNewSession(),
+    getSessionId: () => tracker.getSessionId(),
+    getAnonymousId: () => tracker.getAnonymousId(),
+    pendingCount: () => tracker.pendingCount(),
+    flush: () => tracker.flush(),
+    optOut: () => tracker.optOut(),
+    optIn: () => tracker.optIn(),
+    isOptedOut: () => tracker.isOptedOut(),
+    destroy: () => tracker.destroy(),
+  };
 }
 
 /** An event as queued: the client always gives it an id. */

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { EVENT_TYPES } from "./contract.ts";
-import type { Metadata } from "./helpers.ts";
+import { interactionHelpers, type Metadata } from "./helpers.ts";
 import { readQueue } from "./queue.ts";
 import { keysWithPrefix, MemoryStorage } from "./storage.ts";
 import {
@@ -145,6 +145,21 @@ Deno.test("tracker: an event is queued with its ids and time, and sent on flush"
       Authorization: `Bearer ${ANON_KEY}`,
       "Content-Type": "application/json",
     });
+    assert.deepEqual(errors, []);
+  });
+});
+
+Deno.test("tracker: its methods work passed on alone, away from the tracker", async () => {
+  const { supabase, calls } = fakeSupabase();
+  await withTracker({ supabase }, async (tracker, errors) => {
+    const { track, flush, pendingCount, getSessionId } = tracker;
+    const helpers = interactionHelpers(tracker.track);
+    const viewed = track("view", "event", "event-1");
+    const shared = helpers.share("artist", "artist-1", { artist_name: "A" });
+    assert.equal(pendingCount(), 2);
+    await flush();
+    assert.deepEqual(sentIds(calls), [viewed, shared]);
+    assert.equal(calls[0].body.events[0].sessionId, getSessionId());
     assert.deepEqual(errors, []);
   });
 });
