@@ -85,6 +85,8 @@ export interface AuthClient {
   onAuthStateChange(
     callback: (event: string, session: AuthSession | null) => void,
   ): { data: { subscription: { unsubscribe(): void } } };
+  /** A new session from the auth server, whatever the device's clock says of the current one. */
+  refreshSession?(): Promise<{ data: { session: AuthSession | null }; error?: unknown }>;
 }
 
 /** What the tracker uses of the app's supabase-js client. */
@@ -270,6 +272,8 @@ class InteractionTracker implements Tracker {
   #authKnown = false;
   #authAvailable = false;
   #tokens = new Map<string, { token: string; expiresAt: number | null }>();
+  // The token the last renewal after a 401 gave: refused too, it is not renewed again.
+  #renewedToken: string | null = null;
   // Asking supabase-js who is signed in, until it answers or the wait ends.
   #authQuestion: Promise<void> | null = null;
   #endAuthWait: (() => void) | null = null;
@@ -638,8 +642,47 @@ class InteractionTracker implements Tracker {
       } finally {
         for (const entry of batch) this.#inFlight.delete(entry.event.eventId);
       }
+      if (delivery.kind === "refused" && delivery.status === 401 && owner !== null) {
+        const renewal = await this.#renewToken(owner);
+        if (renewal === "renewed") continue;
+        if (renewal === "unavailable") {
+          delivery = {
+            kind: "retry",
+            status: 401,
+            retryAfterMs: null,
+            message: `${delivery.message}, and no new token could be had yet`,
+          };
+        }
+      }
       if (!this.#settle(delivery, batch)) return;
     }
+  }
+
+  // The server refused a token of the signed-in user that looked valid here:
+  // the device's clock may be behind the server's, or the token was revoked.
+  // A new one from the auth server, and the batch goes again ("renewed"); if
+  // none can be had now, it waits for a retry ("unavailable"). A token that
+  // a renewal gave, refused in turn, or one of a user no longer signed in,
+  // is not renewed: the batch is dropped, as any 4xx ("refused").
+  async #renewToken(userId: string): Promise<"renewed" | "unavailable" | "refused"> {
+    const refused = this.#tokens.get(userId)?.token;
+    const auth = this.#authAvailable ? this.#supabase.auth : undefined;
+    if (
+      userId !== this.#userId || refused === undefined || refused === this.#renewedToken ||
+      typeof auth?.refreshSession !== "function"
+    ) return "refused";
+    let session: AuthSession | null = null;
+    try {
+      const answer = await within(auth.refreshSession(), this.#requestTimeoutMs);
+      session = answer?.data?.session ?? null;
+    } catch {
+      // No new token now; the batch waits.
+    }
+    if (session?.user?.id !== userId || session.access_token === refused) return "unavailable";
+    this.#renewedToken = session.access_token;
+    this.#useSession(session);
+    this.#debug("the server refused the access token; sending again with a new one");
+    return "renewed";
   }
 
   // Applies the outcome of a request to the queue; answers whether to go on sending.
@@ -1077,4 +1120,17 @@ function stringHeaders(value: unknown): Record<string, string> {
 
 function describe(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
+}
+
+/** `promise`'s value, or undefined once `ms` have passed without one. */
+async function within<T>(promise: Promise<T>, ms: number): Promise<T | undefined> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<undefined>((resolve) => {
+    timer = setTimeout(() => resolve(undefined), ms);
+  });
+  try {
+    return await Promise.race([promise, late]);
+  } finally {
+    clearTimeout(timer);
+  }
 }

@@ -70,6 +70,19 @@ function fakeSupabase(session: AuthSession | null = null) {
       auth.session = next;
       listener?.(next ? "SIGNED_IN" : "SIGNED_OUT", next);
     },
+    /** The session the auth server gives on a refresh; null: it cannot be reached. */
+    renewed: null as AuthSession | null,
+    refreshes: 0,
+    refreshSession() {
+      auth.refreshes += 1;
+      const next = auth.renewed;
+      if (next === null) {
+        return Promise.resolve({ data: { session: null }, error: new Error("Failed to fetch") });
+      }
+      auth.session = next;
+      listener?.("TOKEN_REFRESHED", next);
+      return Promise.resolve({ data: { session: next }, error: null });
+    },
   };
   const supabase = {
     supabaseKey: ANON_KEY,
@@ -784,6 +797,83 @@ Deno.test("tracker: a 4xx drops the batch, reports it, and is never retried", as
       message: "the server answered 401: JWT expired; 2 events dropped",
     }]);
   });
+});
+
+const JWT_EXPIRED = { error: { code: "unauthorized", message: "JWT expired" } };
+/** alice's token as the device sees it: valid for an hour, by a clock behind the server's. */
+const aliceSkewed = (time: { now: () => number }, token: string) => ({
+  access_token: token,
+  expires_at: time.now() / 1000 + 3600,
+  user: { id: "alice" },
+});
+
+Deno.test("tracker: a user's token the server refuses is renewed, and the batch sent again", async () => {
+  const time = clock();
+  const { supabase, calls, replies, auth } = fakeSupabase(aliceSkewed(time, "alice-old"));
+  auth.renewed = aliceSkewed(time, "alice-new");
+  replies.push(failing(401, {}, JWT_EXPIRED));
+  await withTracker({ supabase, now: time.now }, async (tracker, errors) => {
+    const id = tracker.trackInteraction.like("artist", "a1", true, { artist_name: "X" });
+    await tracker.flush();
+    assert.deepEqual(calls.map((c) => c.headers.Authorization), [
+      "Bearer alice-old",
+      "Bearer alice-new",
+    ]);
+    assert.deepEqual(sentIds(calls), [id, id]);
+    assert.equal(tracker.pendingCount(), 0);
+    assert.deepEqual(errors, []);
+  });
+});
+
+Deno.test("tracker: a renewed token the server refuses too drops the batch, once", async () => {
+  const time = clock();
+  const { supabase, calls, replies, auth } = fakeSupabase(aliceSkewed(time, "alice-old"));
+  auth.renewed = aliceSkewed(time, "alice-new");
+  replies.push(failing(401, {}, JWT_EXPIRED), failing(401, {}, JWT_EXPIRED));
+  await withTracker({ supabase, now: time.now }, async (tracker, errors) => {
+    tracker.trackInteraction.like("artist", "a1", true, { artist_name: "X" });
+    await tracker.flush();
+    await tracker.flush();
+    assert.equal(calls.length, 2);
+    assert.equal(auth.refreshes, 1);
+    assert.equal(tracker.pendingCount(), 0);
+    assert.deepEqual(errors, [{
+      kind: "dropped",
+      reason: "refused",
+      count: 1,
+      status: 401,
+      message: "the server answered 401: JWT expired; 1 events dropped",
+    }]);
+  });
+});
+
+Deno.test("tracker: with no new token to be had after a 401, the batch waits for a retry", async () => {
+  const time = clock();
+  const { supabase, calls, replies, auth } = fakeSupabase(aliceSkewed(time, "alice-old"));
+  replies.push(failing(401, {}, JWT_EXPIRED));
+  await withTracker(
+    { supabase, now: time.now, backoff: { baseMs: 20, maxMs: 40 }, random: () => 0 },
+    async (tracker, errors) => {
+      const id = tracker.trackInteraction.like("artist", "a1", true, { artist_name: "X" });
+      await tracker.flush();
+      assert.equal(tracker.pendingCount(), 1);
+      assert.equal(errors.length, 1);
+      assert.equal(errors[0].kind, "network");
+      assert.match(errors[0].message, /401: JWT expired, and no new token could be had yet/);
+      // The auth server is back: the retry renews the token and delivers.
+      auth.renewed = aliceSkewed(time, "alice-new");
+      replies.push(failing(401, {}, JWT_EXPIRED));
+      await tick(100);
+      await tracker.flush();
+      assert.deepEqual(calls.map((c) => c.headers.Authorization), [
+        "Bearer alice-old",
+        "Bearer alice-old",
+        "Bearer alice-new",
+      ]);
+      assert.deepEqual(sentIds(calls.slice(2)), [id]);
+      assert.equal(tracker.pendingCount(), 0);
+    },
+  );
 });
 
 Deno.test("tracker: 503 keeps the events and retries them, same ids, after Retry-After", async () => {
