@@ -272,11 +272,12 @@ class InteractionTracker implements Tracker {
   #authKnown = false;
   #authAvailable = false;
   #tokens = new Map<string, { token: string; expiresAt: number | null }>();
-  // The token the last renewal after a 401 gave: refused too, it is not renewed again.
-  #renewedToken: string | null = null;
   // Asking supabase-js who is signed in, until it answers or the wait ends.
   #authQuestion: Promise<void> | null = null;
-  #endAuthWait: (() => void) | null = null;
+  // Asking the auth server for a new token after a 401, likewise.
+  #renewal: Promise<AuthSession | null | undefined> | null = null;
+  // Ends each wait for supabase-js under way: `destroy()` calls them.
+  readonly #endWaits = new Set<() => void>();
   #memoryAnonymousId: string | null = null;
   // The visitor's choice when the storage could not record it; null while
   // the storage holds it, where every tab reads the latest one.
@@ -468,7 +469,7 @@ class InteractionTracker implements Tracker {
     this.#queue.detach();
     this.#endBackoff();
     clearTimeout(this.#soonTimer);
-    this.#endAuthWait?.();
+    for (const end of [...this.#endWaits]) end();
     for (const cleanup of this.#cleanups.splice(0)) cleanup();
     this.#tabs.release(this.#tabId);
   }
@@ -598,6 +599,8 @@ class InteractionTracker implements Tracker {
     if (this.#unsentCount() <= 0) return;
     await this.#refreshAuth();
     this.#confirmProvisional();
+    // The token a renewal gave in this run: refused in turn, it is not renewed.
+    let renewed: string | null = null;
     for (;;) {
       if (this.#destroyed || this.isOptedOut()) return;
       const batch = selectBatch(this.#queue.entries(), {
@@ -643,8 +646,12 @@ class InteractionTracker implements Tracker {
         for (const entry of batch) this.#inFlight.delete(entry.event.eventId);
       }
       if (delivery.kind === "refused" && delivery.status === 401 && owner !== null) {
-        const renewal = await this.#renewToken(owner);
-        if (renewal === "renewed") continue;
+        const renewal = await this.#renewToken(owner, renewed);
+        if (this.#destroyed) return;
+        if (renewal === "renewed") {
+          renewed = this.#tokens.get(owner)?.token ?? null;
+          continue;
+        }
         if (renewal === "unavailable") {
           delivery = {
             kind: "retry",
@@ -662,24 +669,29 @@ class InteractionTracker implements Tracker {
   // the device's clock may be behind the server's, or the token was revoked.
   // A new one from the auth server, and the batch goes again ("renewed"); if
   // none can be had now, it waits for a retry ("unavailable"). A token that
-  // a renewal gave, refused in turn, or one of a user no longer signed in,
-  // is not renewed: the batch is dropped, as any 4xx ("refused").
-  async #renewToken(userId: string): Promise<"renewed" | "unavailable" | "refused"> {
+  // a renewal of this run gave, refused in turn, or one of a user no longer
+  // signed in, is not renewed: the batch is dropped, as any 4xx ("refused").
+  // A renewal still open is not asked for again: a stalled auth server holds
+  // delivery up once, and the requests do not pile up behind it.
+  async #renewToken(
+    userId: string,
+    renewed: string | null,
+  ): Promise<"renewed" | "unavailable" | "refused"> {
     const refused = this.#tokens.get(userId)?.token;
     const auth = this.#authAvailable ? this.#supabase.auth : undefined;
     if (
-      userId !== this.#userId || refused === undefined || refused === this.#renewedToken ||
+      userId !== this.#userId || refused === undefined || refused === renewed ||
       typeof auth?.refreshSession !== "function"
     ) return "refused";
-    let session: AuthSession | null = null;
-    try {
-      const answer = await within(auth.refreshSession(), this.#requestTimeoutMs);
-      session = answer?.data?.session ?? null;
-    } catch {
-      // No new token now; the batch waits.
+    if (this.#renewal === null) {
+      const asked = auth.refreshSession().then(
+        (answer) => answer?.data?.session ?? null,
+        () => null,
+      ).finally(() => (this.#renewal = null));
+      this.#renewal = this.#waitAtMost(asked);
     }
+    const session = await this.#renewal;
     if (session?.user?.id !== userId || session.access_token === refused) return "unavailable";
-    this.#renewedToken = session.access_token;
     this.#useSession(session);
     this.#debug("the server refused the access token; sending again with a new one");
     return "renewed";
@@ -829,6 +841,12 @@ class InteractionTracker implements Tracker {
       ).then((delivery) => {
         this.#keepaliveBytes -= bytes;
         for (const id of ids) this.#inKeepalive.delete(id);
+        // A user's token refused: the events stay, for the ordinary path to
+        // renew the token and send them again (or for the next page).
+        if (delivery.kind === "refused" && delivery.status === 401 && batch[0].userId !== null) {
+          this.#sendSoon();
+          return;
+        }
         this.#settle(delivery, batch);
       }).catch((error) =>
         this.#report({ kind: "internal", message: `keepalive failed: ${describe(error)}` })
@@ -904,21 +922,26 @@ class InteractionTracker implements Tracker {
   #refreshAuth(): Promise<void> {
     if (!this.#authAvailable || this.#destroyed) return Promise.resolve();
     if (this.#authQuestion === null) {
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      const waitEnded = new Promise<void>((resolve) => {
-        this.#endAuthWait = () => {
-          clearTimeout(timer);
-          resolve();
-        };
-        timer = setTimeout(this.#endAuthWait, this.#requestTimeoutMs);
-      });
-      const answered = this.#askAuth().finally(() => {
-        this.#authQuestion = null;
-        clearTimeout(timer);
-      });
-      this.#authQuestion = Promise.race([answered, waitEnded]);
+      const answered = this.#askAuth().finally(() => (this.#authQuestion = null));
+      this.#authQuestion = this.#waitAtMost(answered).then(() => {});
     }
     return this.#authQuestion;
+  }
+
+  // `promise`'s value, or undefined once requestTimeoutMs have passed without
+  // one, or the tracker was destroyed.
+  #waitAtMost<T>(promise: Promise<T>): Promise<T | undefined> {
+    let end = () => {};
+    const ended = new Promise<undefined>((resolve) => {
+      const timer = setTimeout(() => end(), this.#requestTimeoutMs);
+      end = () => {
+        clearTimeout(timer);
+        this.#endWaits.delete(end);
+        resolve(undefined);
+      };
+      this.#endWaits.add(end);
+    });
+    return Promise.race([promise, ended]).finally(() => end());
   }
 
   async #askAuth(): Promise<void> {
@@ -1120,17 +1143,4 @@ function stringHeaders(value: unknown): Record<string, string> {
 
 function describe(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
-}
-
-/** `promise`'s value, or undefined once `ms` have passed without one. */
-async function within<T>(promise: Promise<T>, ms: number): Promise<T | undefined> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const late = new Promise<undefined>((resolve) => {
-    timer = setTimeout(() => resolve(undefined), ms);
-  });
-  try {
-    return await Promise.race([promise, late]);
-  } finally {
-    clearTimeout(timer);
-  }
 }

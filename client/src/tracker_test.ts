@@ -73,7 +73,7 @@ function fakeSupabase(session: AuthSession | null = null) {
     /** The session the auth server gives on a refresh; null: it cannot be reached. */
     renewed: null as AuthSession | null,
     refreshes: 0,
-    refreshSession() {
+    refreshSession(): Promise<{ data: { session: AuthSession | null }; error: unknown }> {
       auth.refreshes += 1;
       const next = auth.renewed;
       if (next === null) {
@@ -876,6 +876,108 @@ Deno.test("tracker: with no new token to be had after a 401, the batch waits for
   );
 });
 
+Deno.test("tracker: a token a renewal gave is renewed in turn when the server refuses it later", async () => {
+  const time = clock();
+  const { supabase, calls, replies, auth } = fakeSupabase(aliceSkewed(time, "alice-old"));
+  auth.renewed = aliceSkewed(time, "alice-new");
+  replies.push(failing(401, {}, JWT_EXPIRED));
+  await withTracker({ supabase, now: time.now }, async (tracker, errors) => {
+    tracker.trackInteraction.like("artist", "a1", true, { artist_name: "X" });
+    await tracker.flush();
+    time.advance(50 * 60_000); // still valid by the device's clock, expired by the server's
+    auth.renewed = aliceSkewed(time, "alice-newer");
+    replies.push(failing(401, {}, JWT_EXPIRED));
+    const later = tracker.trackInteraction.like("artist", "a2", true, { artist_name: "Y" });
+    await tracker.flush();
+    assert.equal(auth.refreshes, 2);
+    assert.deepEqual(calls.map((c) => c.headers.Authorization).slice(2), [
+      "Bearer alice-new",
+      "Bearer alice-newer",
+    ]);
+    assert.deepEqual(sentIds(calls.slice(-1)), [later]);
+    assert.equal(tracker.pendingCount(), 0);
+    assert.deepEqual(errors, []);
+  });
+});
+
+Deno.test("tracker: a renewal under way is not asked for again by the retries behind it", async () => {
+  const time = clock();
+  const { supabase, calls, replies, auth } = fakeSupabase(aliceSkewed(time, "alice-old"));
+  auth.refreshSession = () => {
+    auth.refreshes += 1;
+    return new Promise(() => {}); // the auth server never answers
+  };
+  for (let i = 0; i < 100; i++) replies.push(failing(401, {}, JWT_EXPIRED));
+  await withTracker(
+    { supabase, now: time.now, requestTimeoutMs: 30, backoff: { baseMs: 10, maxMs: 20 } },
+    async (tracker) => {
+      tracker.trackInteraction.like("artist", "a1", true, { artist_name: "X" });
+      await tracker.flush();
+      await tick(400);
+      assert.ok(calls.length > 3, `the batch was retried (${calls.length} requests)`);
+      assert.equal(auth.refreshes, 1);
+      assert.equal(tracker.pendingCount(), 1);
+    },
+  );
+});
+
+Deno.test("tracker: destroyed during a renewal, a tracker settles flush() and reports nothing more", async () => {
+  const time = clock();
+  const { supabase, replies, auth } = fakeSupabase(aliceSkewed(time, "alice-old"));
+  auth.refreshSession = () => new Promise(() => {});
+  replies.push(failing(401, {}, JWT_EXPIRED));
+  const storage = new MemoryStorage();
+  const errors: TrackerError[] = [];
+  const tracker = createTracker({
+    supabase,
+    storage,
+    now: time.now,
+    flushIntervalMs: HOUR,
+    requestTimeoutMs: 300,
+    onError: (error) => errors.push(error),
+  });
+  await tick();
+  const id = tracker.trackInteraction.like("artist", "a1", true, { artist_name: "X" });
+  const flushing = tracker.flush();
+  await tick(20); // answered 401; the renewal waits
+  tracker.destroy();
+  assert.equal(await settlesWithin(100, flushing), true);
+  await tick(400);
+  assert.deepEqual(errors, []);
+  const queued = keysWithPrefix(storage, "synth_interactions:queue:");
+  assert.deepEqual(
+    queued.flatMap((key) => readQueue(storage, key).map((entry) => entry.event.eventId)),
+    [id],
+    "kept for the next page",
+  );
+});
+
+Deno.test("tracker: a keepalive refused for a user's token keeps the events for a renewal", async () => {
+  const page = fakePage();
+  const time = clock();
+  const { supabase, calls, replies, auth } = fakeSupabase(aliceSkewed(time, "alice-old"));
+  auth.renewed = aliceSkewed(time, "alice-new");
+  replies.push(failing(401, {}, JWT_EXPIRED));
+  try {
+    await withTracker({ supabase, now: time.now }, async (tracker, errors) => {
+      const id = tracker.trackInteraction.like("artist", "a1", true, { artist_name: "X" });
+      page.hideAndShow();
+      assert.equal(page.keepalives.length, 1);
+      page.refuseKeepalives(401, JWT_EXPIRED);
+      await tick(20);
+      assert.deepEqual(errors, []);
+      await tracker.flush();
+      // The ordinary path: refused again with the old token, renewed, delivered.
+      assert.equal(auth.refreshes, 1);
+      assert.deepEqual(sentIds(calls.slice(-1)), [id]);
+      assert.equal(calls.at(-1)!.headers.Authorization, "Bearer alice-new");
+      assert.equal(tracker.pendingCount(), 0);
+    });
+  } finally {
+    page.restore();
+  }
+});
+
 Deno.test("tracker: 503 keeps the events and retries them, same ids, after Retry-After", async () => {
   const { supabase, calls, replies } = fakeSupabase();
   replies.push(failing(503, { "Retry-After": "1" }));
@@ -1352,7 +1454,11 @@ function fakePage() {
   const globals = globalThis as { document?: unknown };
   globals.document = doc;
   const keepalives: Array<{ events: Array<Record<string, unknown>> }> = [];
-  const pending: Array<{ answer: () => void; fail: () => void }> = [];
+  const pending: Array<{
+    answer: () => void;
+    refuse: (status: number, body: unknown) => void;
+    fail: () => void;
+  }> = [];
   const realFetch = globalThis.fetch;
   globalThis.fetch = ((_url: string | URL | Request, init?: RequestInit) => {
     const body = JSON.parse(String(init!.body));
@@ -1361,6 +1467,7 @@ function fakePage() {
       pending.push({
         answer: () =>
           resolve(Response.json({ accepted: body.events.length, duplicates: 0, rejected: [] })),
+        refuse: (status, answer) => resolve(Response.json(answer, { status })),
         fail: () => reject(new TypeError("Failed to fetch")),
       })
     );
@@ -1380,6 +1487,9 @@ function fakePage() {
     },
     answerKeepalives() {
       for (const { answer } of pending.splice(0)) answer();
+    },
+    refuseKeepalives(status: number, body: unknown) {
+      for (const { refuse } of pending.splice(0)) refuse(status, body);
     },
     failKeepalives() {
       for (const { fail } of pending.splice(0)) fail();
