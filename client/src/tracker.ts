@@ -51,7 +51,13 @@ import {
 import { type InteractionHelpers, interactionHelpers, type Metadata } from "./helpers.ts";
 import { randomId } from "./ids.ts";
 import { DurableQueue, type QueuedEvent, type QueueProblem, readQueue } from "./queue.ts";
-import { metricsOf, type Principal, type SessionMetrics, SessionStore } from "./session.ts";
+import {
+  DEFAULT_SESSION_TIMEOUT_MS,
+  metricsOf,
+  type Principal,
+  type SessionMetrics,
+  SessionStore,
+} from "./session.ts";
 import {
   browserStorage,
   DEBUG_FLAG_KEY,
@@ -127,7 +133,11 @@ export type TrackerError =
   /** A bug in the tracker itself, caught before it reached the app. */
   | { kind: "internal"; message: string };
 
-/** How the tracker behaves; only `supabase` is required. */
+/**
+ * How the tracker behaves; only `supabase` is required. A numeric option that
+ * is not a finite number (NaN, say) takes its default; one below its least
+ * sensible value (1, or 1 ms) takes that value.
+ */
 export interface TrackerOptions {
   /** The app's own supabase-js client: its auth decides who the events belong to. */
   supabase: SupabaseClientLike;
@@ -304,17 +314,17 @@ class InteractionTracker implements Tracker {
   constructor(options: TrackerOptions) {
     this.#supabase = options.supabase;
     this.#functionName = options.functionName ?? "track";
-    this.#batchSize = Math.max(1, options.batchSize ?? 20);
+    this.#batchSize = Math.floor(numberOption(options.batchSize, 20));
     this.#maxEventsPerRequest = Math.min(
       MAX_EVENTS_PER_REQUEST,
-      Math.max(1, options.maxEventsPerRequest ?? MAX_EVENTS_PER_REQUEST),
+      Math.floor(numberOption(options.maxEventsPerRequest, MAX_EVENTS_PER_REQUEST)),
     );
     this.#backoff = { ...defaultBackoff, ...options.backoff };
     this.#onError = options.onError;
     this.#storage = options.storage ?? browserStorage();
     this.#now = options.now ?? Date.now;
     this.#random = options.random ?? Math.random;
-    this.#requestTimeoutMs = Math.max(0, options.requestTimeoutMs ?? REQUEST_TIMEOUT_MS);
+    this.#requestTimeoutMs = numberOption(options.requestTimeoutMs, REQUEST_TIMEOUT_MS);
 
     // supabase-js keeps these on the client; an app may also pass them.
     const client = options.supabase as unknown as {
@@ -334,14 +344,14 @@ class InteractionTracker implements Tracker {
     this.#queue = new DurableQueue<OutgoingEvent>({
       storage: this.#storage,
       key: keys.queuePrefix + this.#tabId,
-      maxSize: options.maxQueueSize ?? 1000,
+      maxSize: numberOption(options.maxQueueSize, 1000),
       onProblem: (problem) => this.#reportQueueProblem(problem),
       attached: false,
       trackedAt: (event) => Date.parse(event.timestamp ?? ""),
     });
     this.#sessions = new SessionStore({
       storage: this.#storage,
-      timeoutMs: options.sessionTimeoutMs,
+      timeoutMs: numberOption(options.sessionTimeoutMs, DEFAULT_SESSION_TIMEOUT_MS),
       now: this.#now,
     });
     this.#userId = this.#sessions.stored()?.userId ?? null;
@@ -352,7 +362,10 @@ class InteractionTracker implements Tracker {
 
     this.#watchAuth();
     this.#watchPage(options.flushOnHide ?? true);
-    const interval = setInterval(() => this.#run(false), options.flushIntervalMs ?? 5000);
+    const interval = setInterval(
+      () => this.#run(false),
+      numberOption(options.flushIntervalMs, 5000),
+    );
     this.#cleanups.push(() => clearInterval(interval));
     this.#tabs.claim(this.#tabId).then(() => {
       if (this.#destroyed) {
@@ -1139,6 +1152,11 @@ function stringHeaders(value: unknown): Record<string, string> {
     if (typeof header === "string") headers[name] = header;
   }
   return headers;
+}
+
+// An option's value if it is a finite number (at least 1), its default otherwise.
+function numberOption(value: number | undefined, fallback: number): number {
+  return typeof value === "number" && Number.isFinite(value) ? Math.max(1, value) : fallback;
 }
 
 function describe(error: unknown): string {

@@ -177,6 +177,27 @@ Deno.test("tracker: its methods work passed on alone, away from the tracker", as
   });
 });
 
+Deno.test("tracker: numeric options that are not numbers take their defaults", async () => {
+  const { supabase, calls } = fakeSupabase();
+  const slow = supabase.functions.invoke;
+  // Answered after 20 ms: a request timeout of NaN (or 0) would abort every request.
+  supabase.functions.invoke = (name, options) =>
+    new Promise((resolve) => setTimeout(() => resolve(slow(name, options)), 20));
+  await withTracker(
+    { supabase, batchSize: NaN, requestTimeoutMs: NaN, maxQueueSize: NaN },
+    async (tracker, errors) => {
+      for (let i = 0; i < 19; i++) tracker.trackInteraction.view("event", `e${i}`);
+      await tick(30);
+      assert.equal(calls.length, 0, "19 events wait for the default batch size of 20");
+      tracker.trackInteraction.view("event", "e19");
+      await tick(60);
+      assert.equal(calls.length, 1, "the 20th sends them");
+      assert.equal(tracker.pendingCount(), 0, "answered, not aborted");
+      assert.deepEqual(errors, []);
+    },
+  );
+});
+
 Deno.test("tracker: each helper records its event type and its own value in metadata", async () => {
   const { supabase, calls } = fakeSupabase({
     access_token: "user-token",
