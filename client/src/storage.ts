@@ -76,7 +76,8 @@ export class MemoryStorage implements KeyValueStorage {
 let pageMemory: MemoryStorage | null = null;
 
 /**
- * The page's `localStorage` if it can be read and written, else one
+ * The page's `localStorage` if it can be used (read and written, or read
+ * while it is full), else one
  * {@linkcode MemoryStorage} for the page, the same at every call. Reading
  * `window.localStorage` itself throws where storage is blocked, hence the
  * probe.
@@ -93,8 +94,14 @@ export function browserStorage(): KeyValueStorage {
   try {
     const storage = globalThis.localStorage;
     const probe = `${KEY_PREFIX}probe`;
-    storage.setItem(probe, "1");
-    storage.removeItem(probe);
+    try {
+      storage.setItem(probe, "1");
+      storage.removeItem(probe);
+    } catch (error) {
+      // Full, not blocked: what it holds still counts (a visitor's opt-out
+      // above all), and each write that fails is handled where it is made.
+      if (!isQuotaError(error)) throw error;
+    }
     return storage;
   } catch {
     pageMemory ??= new MemoryStorage();

@@ -27,3 +27,27 @@ Deno.test("storage: where localStorage is unusable, the whole page shares one me
     second.removeItem(keys.optedOut);
   });
 });
+
+Deno.test("storage: a full localStorage is still the page's storage, and its opt-out holds", () => {
+  const original = Object.getOwnPropertyDescriptor(globalThis, "localStorage")!;
+  const items = new Map<string, string>([[keys.optedOut, "true"]]);
+  const full = {
+    get length() {
+      return items.size;
+    },
+    key: (index: number) => [...items.keys()][index] ?? null,
+    getItem: (key: string) => items.get(key) ?? null,
+    setItem: () => {
+      throw new DOMException("The quota has been exceeded.", "QuotaExceededError");
+    },
+    removeItem: (key: string) => void items.delete(key),
+  };
+  Object.defineProperty(globalThis, "localStorage", { value: full, configurable: true });
+  try {
+    const storage = browserStorage();
+    assert.equal(storage, full);
+    assert.equal(storage.getItem(keys.optedOut), "true");
+  } finally {
+    Object.defineProperty(globalThis, "localStorage", original);
+  }
+});
