@@ -8,9 +8,11 @@
  * Runs on a copy of the project, as a stack of its own (STACK_NAME=migrations,
  * ports 26322 and 26321, below the ephemeral port range), so the real migrations are never touched.
  */
+import { dirname } from "node:path";
+import { fileURLToPath } from "node:url";
 import assert from "node:assert/strict";
 
-const root = new URL("../", import.meta.url).pathname;
+const root = fileURLToPath(new URL("../", import.meta.url));
 const mayRun = Deno.permissions.querySync({ name: "run" }).state === "granted";
 const stackEnv = { STACK_NAME: "migrations", DB_PORT: "26322", API_PORT: "26321", NO_COLOR: "1" };
 const scoreMigration = "supabase/migrations/20261124000300_engagement_score_and_views.sql";
@@ -49,10 +51,15 @@ async function listenWhenFree(port: number): Promise<Deno.Listener> {
   }
 }
 
-/** A copy of the project's scripts, functions and migrations, sharing its installed packages. */
+/**
+ * A copy of the project's scripts, functions and migrations, sharing its
+ * installed packages, in a folder whose path has a space, as a checkout's may.
+ */
 async function copyProject(): Promise<string> {
-  const copy = await Deno.makeTempDir({ prefix: "stack-migrations-" });
-  await Deno.chmod(copy, 0o755);
+  const parent = await Deno.makeTempDir({ prefix: "stack-migrations-" });
+  await Deno.chmod(parent, 0o755);
+  const copy = `${parent}/interaction tracking`;
+  await Deno.mkdir(copy, { mode: 0o755 });
   await run("cp", ["-R", "scripts", "supabase", "deno.json", copy], root);
   await Deno.remove(`${copy}/supabase/.temp`, { recursive: true }).catch(() => {});
   for (const shared of ["node_modules", "package.json", "package-lock.json"]) {
@@ -152,7 +159,7 @@ Deno.test({
       assert.match(await stack("status"), /gateway: running/);
     } finally {
       await stack("down").catch(() => {});
-      await Deno.remove(project, { recursive: true }).catch(() => {});
+      await Deno.remove(dirname(project), { recursive: true }).catch(() => {});
     }
   },
 });
@@ -173,7 +180,7 @@ Deno.test({
       const made = await Deno.lstat(`${project}/.stack`).then(() => true, () => false);
       assert.equal(made, false, "no .stack folder was made");
     } finally {
-      await Deno.remove(project, { recursive: true });
+      await Deno.remove(dirname(project), { recursive: true });
     }
   },
 });

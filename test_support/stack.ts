@@ -21,6 +21,7 @@
  *
  * @module
  */
+import { fileURLToPath } from "node:url";
 import postgres from "postgres";
 import { SignJWT } from "jose";
 
@@ -187,8 +188,8 @@ export async function startFunction(
       "--allow-read",
       "--allow-sys",
       "--quiet",
-      new URL("scripts/gateway/worker.ts", root).pathname,
-      new URL(`supabase/functions/${name}/index.ts`, root).pathname,
+      fileURLToPath(new URL("scripts/gateway/worker.ts", root)),
+      fileURLToPath(new URL(`supabase/functions/${name}/index.ts`, root)),
       String(port),
     ],
     env: {

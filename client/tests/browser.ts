@@ -6,6 +6,7 @@
  *
  * @module
  */
+import { fileURLToPath } from "node:url";
 import assert from "node:assert/strict";
 import type { BrowserContext, Page, Request } from "playwright-core";
 import { launchChromium } from "../../test_support/chromium.ts";
@@ -26,7 +27,7 @@ export function buildBundles(): Promise<void> {
   bundles ??= (async () => {
     try {
       await buildClient();
-      await bundle(new URL("supabase.ts", pageDir).pathname, supabaseBundle);
+      await bundle(fileURLToPath(new URL("supabase.ts", pageDir)), supabaseBundle);
     } finally {
       await stopBundler();
     }
@@ -75,7 +76,7 @@ const types: Record<string, string> = {
 /** Serves the test page and the bundles on a free loopback port. */
 function serveSite(): { origin: string; close: () => Promise<void> } {
   const files: Record<string, string> = {
-    "/": new URL("index.html", pageDir).pathname,
+    "/": fileURLToPath(new URL("index.html", pageDir)),
     "/interaction-tracking.min.js": clientBundle,
     "/interaction-tracking.min.js.map": `${clientBundle}.map`,
     "/supabase.min.js": supabaseBundle,

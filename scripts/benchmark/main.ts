@@ -20,6 +20,7 @@
  *
  * @module
  */
+import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { createUser, sql as stackSql, stack, trackUrl } from "../../test_support/stack.ts";
 import { validateEvent } from "../../supabase/functions/_shared/schemas.ts";
@@ -57,7 +58,7 @@ import {
   type Workload,
 } from "./workload.ts";
 
-const root = new URL("../../", import.meta.url).pathname;
+const root = fileURLToPath(new URL("../../", import.meta.url));
 
 // --- options ------------------------------------------------------------------
 

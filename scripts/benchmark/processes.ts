@@ -23,13 +23,14 @@
  *
  * @module
  */
+import { fileURLToPath } from "node:url";
 
 const clockTicks = await (async () => {
   const { stdout } = await new Deno.Command("getconf", { args: ["CLK_TCK"] }).output();
   return Number(new TextDecoder().decode(stdout).trim()) || 100;
 })();
 
-const root = new URL("../../", import.meta.url).pathname.replace(/\/$/, "");
+const root = fileURLToPath(new URL("../../", import.meta.url)).replace(/\/$/, "");
 
 async function pgrep(args: string[]): Promise<number[]> {
   const { stdout } = await new Deno.Command("pgrep", { args }).output();

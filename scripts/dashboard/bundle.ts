@@ -9,6 +9,7 @@
  *
  * @module
  */
+import { fileURLToPath } from "node:url";
 
 const here = new URL("./", import.meta.url);
 const entry = new URL("page/app.ts", here);
@@ -21,13 +22,13 @@ export async function buildPageBundle(): Promise<Uint8Array<ArrayBuffer>> {
       "bundle",
       "--quiet",
       "--config",
-      config.pathname,
+      fileURLToPath(config),
       "--platform",
       "browser",
       "--format",
       "esm",
       "--minify",
-      entry.pathname,
+      fileURLToPath(entry),
     ],
     env: { DENO_NO_UPDATE_CHECK: "1", NO_COLOR: "1" },
     stdin: "null",
@@ -35,7 +36,9 @@ export async function buildPageBundle(): Promise<Uint8Array<ArrayBuffer>> {
     stderr: "piped",
   }).output();
   if (!success || stdout.length === 0) {
-    throw new Error(`deno bundle ${entry.pathname} failed:\n${new TextDecoder().decode(stderr)}`);
+    throw new Error(
+      `deno bundle ${fileURLToPath(entry)} failed:\n${new TextDecoder().decode(stderr)}`,
+    );
   }
   return stdout;
 }
@@ -63,5 +66,7 @@ if (import.meta.main) {
   const code = await buildPageBundle();
   const outfile = Deno.args[0];
   if (outfile) await Deno.writeFile(outfile, code);
-  console.log(`${outfile ?? entry.pathname}: ${(code.length / 1024).toFixed(1)} KiB minified`);
+  console.log(
+    `${outfile ?? fileURLToPath(entry)}: ${(code.length / 1024).toFixed(1)} KiB minified`,
+  );
 }

@@ -4,10 +4,11 @@
  * brings down afterwards: every kind of fault strikes once, and afterwards
  * nothing is lost or duplicated and the function always answered in time.
  */
+import { fileURLToPath } from "node:url";
 import assert from "node:assert/strict";
 import type { ChaosReport } from "./main.ts";
 
-const root = new URL("../../", import.meta.url).pathname;
+const root = fileURLToPath(new URL("../../", import.meta.url));
 const mayRun = Deno.permissions.querySync({ name: "run" }).state === "granted";
 
 Deno.test({

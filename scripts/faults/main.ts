@@ -27,6 +27,7 @@
  *
  * @module
  */
+import { fileURLToPath } from "node:url";
 import postgres from "postgres";
 import { SignJWT } from "jose";
 import { FaultProxy } from "./tcp_proxy.ts";
@@ -459,7 +460,7 @@ async function run(options: Options): Promise<ChaosReport> {
   const elapsed = () => `${((Date.now() - began) / 1000).toFixed(1).padStart(6)}s`;
   const log = (message: string) => console.log(`[${elapsed()}] ${message}`);
   const random = seededRandom(options.seed);
-  const root = new URL("../../", import.meta.url).pathname.replace(/\/$/, "");
+  const root = fileURLToPath(new URL("../../", import.meta.url)).replace(/\/$/, "");
   const dbUrl = env("SUPABASE_DB_URL");
   const anonKey = env("SUPABASE_ANON_KEY");
   const visitorsCount = options.short ? 6 : 12;

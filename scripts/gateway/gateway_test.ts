@@ -9,11 +9,12 @@
  * The gateway runs from a copy of its sources in a temporary project, on
  * loopback ports it picks, and is stopped at the end.
  */
+import { fileURLToPath } from "node:url";
 import assert from "node:assert/strict";
 import { SignJWT } from "jose";
 import { freePort, mintUserJwt, stack } from "../../test_support/stack.ts";
 
-const root = new URL("../../", import.meta.url).pathname;
+const root = fileURLToPath(new URL("../../", import.meta.url));
 const mayRun = Deno.permissions.querySync({ name: "run" }).state === "granted";
 
 /** Answers with what reached it, so a test can tell the gateway's answers from its own. */

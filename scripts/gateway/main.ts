@@ -16,6 +16,7 @@
  *
  * @module
  */
+import { fileURLToPath } from "node:url";
 import { parse as parseToml } from "smol-toml";
 import { corsHeaders } from "../../supabase/functions/_shared/cors.ts";
 import { verifyGatewayJwt } from "./jwt.ts";
@@ -96,8 +97,8 @@ function supervise(fn: ServedFunction, instance: Instance): void {
       "--allow-read",
       "--allow-sys",
       "--quiet",
-      new URL("worker.ts", import.meta.url).pathname,
-      fn.entrypoint.pathname,
+      fileURLToPath(new URL("worker.ts", import.meta.url)),
+      fileURLToPath(fn.entrypoint),
       String(instance.port),
     ],
     env: { ...runtimeEnv, SB_EXECUTION_ID: crypto.randomUUID() },

@@ -14,6 +14,7 @@
  *   set -a; source <(scripts/stack env); set +a
  *   deno test --allow-all supabase/functions/track/security_test.ts
  */
+import { fileURLToPath } from "node:url";
 import assert from "node:assert/strict";
 import { exportJWK, exportSPKI, generateKeyPair, SignJWT } from "jose";
 import {
@@ -520,7 +521,7 @@ integrationTest(
   async () => {
     // Built afresh: a bundle left from older sources would be checked instead.
     const build = await new Deno.Command(Deno.execPath(), {
-      args: ["run", "--allow-all", new URL("build.ts", clientDir).pathname],
+      args: ["run", "--allow-all", fileURLToPath(new URL("build.ts", clientDir))],
       stdout: "null",
       stderr: "inherit",
     }).output();
