@@ -66,9 +66,9 @@ ensure_npm_packages() {
   fi
   command -v npm >/dev/null || ensure_debian_packages nodejs npm
   log "installing npm packages (deno, supabase CLI)"
-  # `npm install`, not `npm ci`: the lock records only this platform's binary
-  # of each optional per-platform package, which npm ci then calls out of sync.
-  # npm install follows the lock and leaves it as it is.
+  # `npm install`, not `npm ci`: registry mirrors may lack some platforms'
+  # optional binaries of the supabase package, which npm ci then calls out of
+  # sync with the lock. npm install follows the lock and leaves it as it is.
   (cd "$ROOT" && npm install --no-audit --no-fund --loglevel=error >/dev/null)
 }
 
