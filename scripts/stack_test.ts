@@ -60,7 +60,7 @@ async function copyProject(): Promise<string> {
   await Deno.chmod(parent, 0o755);
   const copy = `${parent}/interaction tracking`;
   await Deno.mkdir(copy, { mode: 0o755 });
-  await run("cp", ["-R", "scripts", "supabase", "deno.json", copy], root);
+  await run("cp", ["-R", "scripts", "supabase", "deno.json", "deno.lock", copy], root);
   await Deno.remove(`${copy}/supabase/.temp`, { recursive: true }).catch(() => {});
   for (const shared of ["node_modules", "package.json", "package-lock.json"]) {
     await Deno.symlink(`${root}${shared}`, `${copy}/${shared}`);
