@@ -1,22 +1,7 @@
 import assert from "node:assert/strict";
 import { initTracking, interactionTracker, trackInteraction } from "./mod.ts";
 import type { SupabaseClientLike } from "./tracker.ts";
-
-/** Runs `body` where reading `localStorage` throws, as in a sandboxed frame or with site data blocked. */
-async function withoutLocalStorage(body: () => Promise<void>): Promise<void> {
-  const original = Object.getOwnPropertyDescriptor(globalThis, "localStorage")!;
-  Object.defineProperty(globalThis, "localStorage", {
-    get() {
-      throw new DOMException("The operation is insecure.", "SecurityError");
-    },
-    configurable: true,
-  });
-  try {
-    await body();
-  } finally {
-    Object.defineProperty(globalThis, "localStorage", original);
-  }
-}
+import { blockedLocalStorage, withLocalStorage } from "../../test_support/local_storage.ts";
 
 /** A supabase-js client with nobody signed in, whose requests fail while `offline` is true. */
 function fakeSupabase() {
@@ -43,7 +28,7 @@ function fakeSupabase() {
 const tick = (ms = 0) => new Promise((done) => setTimeout(done, ms));
 
 Deno.test("mod: where localStorage is unusable, an opt-out before initTracking() still holds", async () => {
-  await withoutLocalStorage(async () => {
+  await withLocalStorage(blockedLocalStorage, async () => {
     interactionTracker.optOut();
     const { supabase, sent } = fakeSupabase();
     const tracker = initTracking({ supabase, apiKey: "anon-key", flushIntervalMs: 60_000 });
@@ -60,7 +45,7 @@ Deno.test("mod: where localStorage is unusable, an opt-out before initTracking()
 });
 
 Deno.test("mod: where localStorage is unusable, initTracking() again sends what the earlier tracker held", async () => {
-  await withoutLocalStorage(async () => {
+  await withLocalStorage(blockedLocalStorage, async () => {
     const { supabase, sent, network } = fakeSupabase();
     network.offline = true;
     initTracking({ supabase, apiKey: "anon-key", flushIntervalMs: 60_000 });

@@ -1,24 +1,9 @@
 import assert from "node:assert/strict";
+import { blockedLocalStorage, withLocalStorage } from "../../test_support/local_storage.ts";
 import { browserStorage, keys } from "./storage.ts";
 
-/** Runs `body` where reading `localStorage` throws, as in a sandboxed frame or with site data blocked. */
-function withoutLocalStorage(body: () => void): void {
-  const original = Object.getOwnPropertyDescriptor(globalThis, "localStorage")!;
-  Object.defineProperty(globalThis, "localStorage", {
-    get() {
-      throw new DOMException("The operation is insecure.", "SecurityError");
-    },
-    configurable: true,
-  });
-  try {
-    body();
-  } finally {
-    Object.defineProperty(globalThis, "localStorage", original);
-  }
-}
-
-Deno.test("storage: where localStorage is unusable, the whole page shares one memory storage", () => {
-  withoutLocalStorage(() => {
+Deno.test("storage: where localStorage is unusable, the whole page shares one memory storage", async () => {
+  await withLocalStorage(blockedLocalStorage, () => {
     const first = browserStorage();
     first.setItem(keys.optedOut, "true");
     const second = browserStorage();
@@ -28,8 +13,7 @@ Deno.test("storage: where localStorage is unusable, the whole page shares one me
   });
 });
 
-Deno.test("storage: a full localStorage is still the page's storage, and its opt-out holds", () => {
-  const original = Object.getOwnPropertyDescriptor(globalThis, "localStorage")!;
+Deno.test("storage: a full localStorage is still the page's storage, and its opt-out holds", async () => {
   const items = new Map<string, string>([[keys.optedOut, "true"]]);
   const full = {
     get length() {
@@ -42,12 +26,9 @@ Deno.test("storage: a full localStorage is still the page's storage, and its opt
     },
     removeItem: (key: string) => void items.delete(key),
   };
-  Object.defineProperty(globalThis, "localStorage", { value: full, configurable: true });
-  try {
+  await withLocalStorage({ value: full }, () => {
     const storage = browserStorage();
     assert.equal(storage, full);
     assert.equal(storage.getItem(keys.optedOut), "true");
-  } finally {
-    Object.defineProperty(globalThis, "localStorage", original);
-  }
+  });
 });
