@@ -135,8 +135,7 @@ export type TrackerError =
 
 /**
  * How the tracker behaves; only `supabase` is required. A numeric option that
- * is not a finite number (NaN, say) takes its default; one below its least
- * sensible value (1, or 1 ms) takes that value.
+ * is not a positive finite number (0, NaN, Infinity) takes its default.
  */
 export interface TrackerOptions {
   /** The app's own supabase-js client: its auth decides who the events belong to. */
@@ -221,6 +220,8 @@ const NEEDS_SIGNED_IN_USER: FieldError = { path: "eventType", message: "needs a 
 const KEEPALIVE_MARGIN_BYTES = 1024;
 // A token this close to expiry is not used for a request.
 const TOKEN_EXPIRY_MARGIN_MS = 10_000;
+// The longest delay setTimeout and setInterval take as given.
+const MAX_TIMER_MS = 2_147_483_647;
 
 /** Creates a tracker sending through `options.supabase`. */
 export function createTracker(options: TrackerOptions): Tracker {
@@ -286,6 +287,10 @@ class InteractionTracker implements Tracker {
   #authQuestion: Promise<void> | null = null;
   // Asking the auth server for a new token after a 401, likewise.
   #renewal: Promise<AuthSession | null | undefined> | null = null;
+  // The token the last renewal gave, until the server accepts a request:
+  // refused in turn, it is not renewed, so a server that refuses every token
+  // gets one renewal, not one per batch.
+  #renewedToken: string | null = null;
   // Ends each wait for supabase-js under way: `destroy()` calls them.
   readonly #endWaits = new Set<() => void>();
   #memoryAnonymousId: string | null = null;
@@ -612,8 +617,6 @@ class InteractionTracker implements Tracker {
     if (this.#unsentCount() <= 0) return;
     await this.#refreshAuth();
     this.#confirmProvisional();
-    // The token a renewal gave in this run: refused in turn, it is not renewed.
-    let renewed: string | null = null;
     for (;;) {
       if (this.#destroyed || this.isOptedOut()) return;
       const batch = selectBatch(this.#queue.entries(), {
@@ -659,12 +662,10 @@ class InteractionTracker implements Tracker {
         for (const entry of batch) this.#inFlight.delete(entry.event.eventId);
       }
       if (delivery.kind === "refused" && delivery.status === 401 && owner !== null) {
-        const renewal = await this.#renewToken(owner, renewed);
         if (this.#destroyed) return;
-        if (renewal === "renewed") {
-          renewed = this.#tokens.get(owner)?.token ?? null;
-          continue;
-        }
+        const renewal = await this.#renewToken(owner);
+        if (this.#destroyed) return;
+        if (renewal === "renewed") continue;
         if (renewal === "unavailable") {
           delivery = {
             kind: "retry",
@@ -681,19 +682,17 @@ class InteractionTracker implements Tracker {
   // The server refused a token of the signed-in user that looked valid here:
   // the device's clock may be behind the server's, or the token was revoked.
   // A new one from the auth server, and the batch goes again ("renewed"); if
-  // none can be had now, it waits for a retry ("unavailable"). A token that
-  // a renewal of this run gave, refused in turn, or one of a user no longer
-  // signed in, is not renewed: the batch is dropped, as any 4xx ("refused").
+  // none can be had now, it waits for a retry ("unavailable"). The token the
+  // last renewal gave, refused before the server accepted any request, or one
+  // of a user no longer signed in, is not renewed: the batch is dropped, as
+  // any 4xx ("refused").
   // A renewal still open is not asked for again: a stalled auth server holds
   // delivery up once, and the requests do not pile up behind it.
-  async #renewToken(
-    userId: string,
-    renewed: string | null,
-  ): Promise<"renewed" | "unavailable" | "refused"> {
+  async #renewToken(userId: string): Promise<"renewed" | "unavailable" | "refused"> {
     const refused = this.#tokens.get(userId)?.token;
     const auth = this.#authAvailable ? this.#supabase.auth : undefined;
     if (
-      userId !== this.#userId || refused === undefined || refused === renewed ||
+      userId !== this.#userId || refused === undefined || refused === this.#renewedToken ||
       typeof auth?.refreshSession !== "function"
     ) return "refused";
     if (this.#renewal === null) {
@@ -705,6 +704,7 @@ class InteractionTracker implements Tracker {
     }
     const session = await this.#renewal;
     if (session?.user?.id !== userId || session.access_token === refused) return "unavailable";
+    this.#renewedToken = session.access_token;
     this.#useSession(session);
     this.#debug("the server refused the access token; sending again with a new one");
     return "renewed";
@@ -744,6 +744,8 @@ class InteractionTracker implements Tracker {
     this.#attempt = 0;
     this.#endBackoff();
     this.#queue.remove(ids);
+    // Tokens work again: a later 401 may be worth a renewal.
+    if (delivery.kind === "processed") this.#renewedToken = null;
     if (delivery.kind === "refused") {
       this.#report({
         kind: "dropped",
@@ -944,6 +946,7 @@ class InteractionTracker implements Tracker {
   // `promise`'s value, or undefined once requestTimeoutMs have passed without
   // one, or the tracker was destroyed.
   #waitAtMost<T>(promise: Promise<T>): Promise<T | undefined> {
+    if (this.#destroyed) return Promise.resolve(undefined);
     let end = () => {};
     const ended = new Promise<undefined>((resolve) => {
       const timer = setTimeout(() => end(), this.#requestTimeoutMs);
@@ -1154,9 +1157,12 @@ function stringHeaders(value: unknown): Record<string, string> {
   return headers;
 }
 
-// An option's value if it is a finite number (at least 1), its default otherwise.
+// An option's value if it is a positive finite number, its default otherwise;
+// at most what a timer can wait (about 24.8 days), beyond which it fires at once.
 function numberOption(value: number | undefined, fallback: number): number {
-  return typeof value === "number" && Number.isFinite(value) ? Math.max(1, value) : fallback;
+  return typeof value === "number" && Number.isFinite(value) && value > 0
+    ? Math.min(value, MAX_TIMER_MS)
+    : fallback;
 }
 
 function describe(error: unknown): string {

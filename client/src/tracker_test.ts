@@ -177,14 +177,15 @@ Deno.test("tracker: its methods work passed on alone, away from the tracker", as
   });
 });
 
-Deno.test("tracker: numeric options that are not numbers take their defaults", async () => {
+Deno.test("tracker: numeric options that are not positive numbers take their defaults", async () => {
   const { supabase, calls } = fakeSupabase();
   const slow = supabase.functions.invoke;
-  // Answered after 20 ms: a request timeout of NaN (or 0) would abort every request.
+  // Answered after 20 ms: a request timeout of 0 (or NaN) would abort every request.
   supabase.functions.invoke = (name, options) =>
     new Promise((resolve) => setTimeout(() => resolve(slow(name, options)), 20));
   await withTracker(
-    { supabase, batchSize: NaN, requestTimeoutMs: NaN, maxQueueSize: NaN },
+    // An interval of 0 would send each event as soon as it is tracked.
+    { supabase, batchSize: NaN, requestTimeoutMs: 0, maxQueueSize: -1, flushIntervalMs: 0 },
     async (tracker, errors) => {
       for (let i = 0; i < 19; i++) tracker.trackInteraction.view("event", `e${i}`);
       await tick(30);
@@ -919,6 +920,52 @@ Deno.test("tracker: a token a renewal gave is renewed in turn when the server re
     assert.equal(tracker.pendingCount(), 0);
     assert.deepEqual(errors, []);
   });
+});
+
+Deno.test("tracker: a server that refuses every token of a user gets one renewal, not one per batch", async () => {
+  const time = clock();
+  const { supabase, calls, replies, auth } = fakeSupabase(aliceSkewed(time, "alice-0"));
+  const refresh = auth.refreshSession;
+  auth.refreshSession = () => {
+    auth.renewed = aliceSkewed(time, `alice-${auth.refreshes + 1}`);
+    return refresh();
+  };
+  for (let i = 0; i < 100; i++) replies.push(failing(401, {}, JWT_EXPIRED));
+  await withTracker({ supabase, now: time.now, batchSize: 1 }, async (tracker, errors) => {
+    for (let i = 0; i < 10; i++) {
+      tracker.trackInteraction.like("artist", `a${i}`, true, { artist_name: "X" });
+      await tick(1);
+    }
+    await tracker.flush();
+    assert.equal(auth.refreshes, 1);
+    assert.equal(calls.length, 11, "one request per batch, and one again after the renewal");
+    assert.equal(errors.filter((e) => e.kind === "dropped").length, 10);
+  });
+});
+
+Deno.test("tracker: a 401 answered after destroy() asks for no renewal", async () => {
+  const time = clock();
+  const { supabase, auth } = fakeSupabase(aliceSkewed(time, "alice-old"));
+  const answers: Array<() => void> = [];
+  supabase.functions.invoke = () =>
+    new Promise((resolve) =>
+      answers.push(() => resolve(failing(401, {}, JWT_EXPIRED)({} as Call)))
+    );
+  const tracker = createTracker({
+    supabase,
+    storage: new MemoryStorage(),
+    now: time.now,
+    flushIntervalMs: HOUR,
+  });
+  await tick();
+  tracker.trackInteraction.like("artist", "a1", true, { artist_name: "X" });
+  const flushing = tracker.flush();
+  await tick(10);
+  assert.equal(answers.length, 1);
+  tracker.destroy();
+  answers[0]();
+  assert.equal(await settlesWithin(100, flushing), true);
+  assert.equal(auth.refreshes, 0);
 });
 
 Deno.test("tracker: a renewal under way is not asked for again by the retries behind it", async () => {
