@@ -76,9 +76,9 @@ export class MemoryStorage implements KeyValueStorage {
 let pageMemory: MemoryStorage | null = null;
 
 /**
- * The page's `localStorage` if it can be used (read and written, or read
- * while it is full), else one
- * {@linkcode MemoryStorage} for the page, the same at every call. Reading
+ * The page's `localStorage` if it can be read and written, else one
+ * {@linkcode MemoryStorage} for the page, the same at every call, which
+ * takes over an opt-out a full localStorage still holds. Reading
  * `window.localStorage` itself throws where storage is blocked, hence the
  * probe.
  *
@@ -91,20 +91,22 @@ let pageMemory: MemoryStorage | null = null;
  * ```
  */
 export function browserStorage(): KeyValueStorage {
+  let local: Storage | undefined;
   try {
-    const storage = globalThis.localStorage;
+    local = globalThis.localStorage;
     const probe = `${KEY_PREFIX}probe`;
-    try {
-      storage.setItem(probe, "1");
-      storage.removeItem(probe);
-    } catch (error) {
-      // Full, not blocked: what it holds still counts (a visitor's opt-out
-      // above all), and each write that fails is handled where it is made.
-      if (!isQuotaError(error)) throw error;
-    }
-    return storage;
+    local.setItem(probe, "1");
+    local.removeItem(probe);
+    return local;
   } catch {
     pageMemory ??= new MemoryStorage();
+    // Full rather than blocked, localStorage still says whether the visitor
+    // opted out, and that holds for the page too.
+    try {
+      if (local?.getItem(keys.optedOut) === "true") pageMemory.setItem(keys.optedOut, "true");
+    } catch {
+      // Blocked: there is nothing to read.
+    }
     return pageMemory;
   }
 }

@@ -13,7 +13,7 @@ Deno.test("storage: where localStorage is unusable, the whole page shares one me
   });
 });
 
-Deno.test("storage: a full localStorage is still the page's storage, and its opt-out holds", async () => {
+Deno.test("storage: where localStorage is full, the page's memory storage keeps its opt-out", async () => {
   const items = new Map<string, string>([[keys.optedOut, "true"]]);
   const full = {
     get length() {
@@ -28,7 +28,11 @@ Deno.test("storage: a full localStorage is still the page's storage, and its opt
   };
   await withLocalStorage({ value: full }, () => {
     const storage = browserStorage();
-    assert.equal(storage, full);
+    assert.notEqual(storage, full, "writes go to the page's memory");
     assert.equal(storage.getItem(keys.optedOut), "true");
+    storage.setItem(keys.anonymousId, "visitor-1");
+    assert.equal(browserStorage().getItem(keys.anonymousId), "visitor-1", "one for the page");
+    storage.removeItem(keys.optedOut);
+    storage.removeItem(keys.anonymousId);
   });
 });
