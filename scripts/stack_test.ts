@@ -51,12 +51,29 @@ async function listenWhenFree(port: number): Promise<Deno.Listener> {
   }
 }
 
+const COPY_PREFIX = "stack-migrations-";
+
+/**
+ * Stops the stacks of copies an interrupted run left behind, and removes
+ * the copies: their servers would hold this test's ports for good.
+ */
+async function removeLeftCopies(): Promise<void> {
+  const tmp = Deno.env.get("TMPDIR") ?? "/tmp";
+  for await (const entry of Deno.readDir(tmp)) {
+    if (!entry.isDirectory || !entry.name.startsWith(COPY_PREFIX)) continue;
+    const project = `${tmp}/${entry.name}/interaction tracking`;
+    await attempt(`${project}/scripts/stack`, ["down"], project, stackEnv).catch(() => {});
+    await Deno.remove(`${tmp}/${entry.name}`, { recursive: true }).catch(() => {});
+  }
+}
+
 /**
  * A copy of the project's scripts, functions and migrations, sharing its
  * installed packages, in a folder whose path has a space, as a checkout's may.
  */
 async function copyProject(): Promise<string> {
-  const parent = await Deno.makeTempDir({ prefix: "stack-migrations-" });
+  await removeLeftCopies();
+  const parent = await Deno.makeTempDir({ prefix: COPY_PREFIX });
   await Deno.chmod(parent, 0o755);
   const copy = `${parent}/interaction tracking`;
   await Deno.mkdir(copy, { mode: 0o755 });
