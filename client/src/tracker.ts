@@ -663,7 +663,7 @@ class InteractionTracker implements Tracker {
       }
       if (delivery.kind === "refused" && delivery.status === 401 && owner !== null) {
         if (this.#destroyed) return;
-        const renewal = await this.#renewToken(owner);
+        const renewal = await this.#renewToken(owner, headers.Authorization);
         if (this.#destroyed) return;
         if (renewal === "renewed") continue;
         if (renewal === "unavailable") {
@@ -687,9 +687,16 @@ class InteractionTracker implements Tracker {
   // of a user no longer signed in, is not renewed: the batch is dropped, as
   // any 4xx ("refused").
   // A renewal still open is not asked for again: a stalled auth server holds
-  // delivery up once, and the requests do not pile up behind it.
-  async #renewToken(userId: string): Promise<"renewed" | "unavailable" | "refused"> {
+  // delivery up once, and the requests do not pile up behind it. A newer
+  // token supabase-js gave while the request was under way is used first.
+  async #renewToken(
+    userId: string,
+    sentWith: string | undefined,
+  ): Promise<"renewed" | "unavailable" | "refused"> {
     const refused = this.#tokens.get(userId)?.token;
+    if (userId === this.#userId && refused !== undefined && sentWith !== `Bearer ${refused}`) {
+      return "renewed";
+    }
     const auth = this.#authAvailable ? this.#supabase.auth : undefined;
     if (
       userId !== this.#userId || refused === undefined || refused === this.#renewedToken ||

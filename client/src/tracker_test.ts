@@ -847,6 +847,26 @@ Deno.test("tracker: a user's token the server refuses is renewed, and the batch 
   });
 });
 
+Deno.test("tracker: after a 401, a token supabase-js refreshed meanwhile is used without a renewal", async () => {
+  const time = clock();
+  const { supabase, calls, replies, auth } = fakeSupabase(aliceSkewed(time, "alice-1"));
+  replies.push((call) => {
+    auth.signIn(aliceSkewed(time, "alice-2")); // refreshed while the request was under way
+    return failing(401, {}, JWT_EXPIRED)(call);
+  });
+  await withTracker({ supabase, now: time.now }, async (tracker, errors) => {
+    const id = tracker.trackInteraction.like("artist", "a1", true, { artist_name: "X" });
+    await tracker.flush();
+    assert.deepEqual(calls.map((c) => c.headers.Authorization), [
+      "Bearer alice-1",
+      "Bearer alice-2",
+    ]);
+    assert.deepEqual(sentIds(calls), [id, id]);
+    assert.equal(auth.refreshes, 0);
+    assert.deepEqual(errors, []);
+  });
+});
+
 Deno.test("tracker: a renewed token the server refuses too drops the batch, once", async () => {
   const time = clock();
   const { supabase, calls, replies, auth } = fakeSupabase(aliceSkewed(time, "alice-old"));
