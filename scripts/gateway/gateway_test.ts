@@ -127,7 +127,16 @@ Deno.test({
         .sign(new TextEncoder().encode("another-projects-secret-of-32-characters!"));
       const refused: Array<[string, string | null, string]> = [
         ["missing", null, "missing Authorization header"],
-        ["not a bearer", "Basic YTpi", "the Authorization header must be 'Bearer <jwt>'"],
+        [
+          "not a bearer",
+          "Basic YTpi",
+          "the Authorization header must be 'Bearer <jwt>' or 'Bearer <API key>'",
+        ],
+        [
+          "a publishable key",
+          `Bearer ${stack.publishableKey}`,
+          "the Authorization header must be 'Bearer <jwt>': an API key is not a JWT",
+        ],
         ["three parts, not a JWT", "Bearer foo.bar.baz", "the JWT is malformed or not valid"],
         ["expired", `Bearer ${expired}`, "the JWT has expired"],
         ["signed with another secret", `Bearer ${forged}`, "the JWT's signature is not valid"],

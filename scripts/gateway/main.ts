@@ -7,7 +7,10 @@
  * true (never for `OPTIONS`, so CORS preflights reach the function).
  *
  * Environment: SUPABASE_URL, SUPABASE_ANON_KEY, SUPABASE_SERVICE_ROLE_KEY,
- * SUPABASE_DB_URL and SUPABASE_JWT_SECRET (from `scripts/stack env`);
+ * SUPABASE_DB_URL and SUPABASE_JWT_SECRET (from `scripts/stack env`), and
+ * SUPABASE_PUBLISHABLE_KEY and SUPABASE_SECRET_KEY when set, handed to
+ * functions as the platform hands them: SUPABASE_PUBLISHABLE_KEYS and
+ * SUPABASE_SECRET_KEYS, JSON objects of named keys;
  * FUNCTION_INSTANCES (default 1) starts that many processes per function and
  * spreads requests across them, as the platform does under load;
  * GATEWAY_PORT (default 54321) moves the gateway, for a second stack.
@@ -51,7 +54,14 @@ const runtimeEnv: Record<string, string> = {
   SUPABASE_SERVICE_ROLE_KEY: required("SUPABASE_SERVICE_ROLE_KEY"),
   SUPABASE_DB_URL: required("SUPABASE_DB_URL"),
   SUPABASE_JWT_SECRET: required("SUPABASE_JWT_SECRET"),
+  ...namedKeys("SUPABASE_PUBLISHABLE_KEYS", Deno.env.get("SUPABASE_PUBLISHABLE_KEY")),
+  ...namedKeys("SUPABASE_SECRET_KEYS", Deno.env.get("SUPABASE_SECRET_KEY")),
 };
+
+/** `{ [name]: '{"default":"<key>"}' }` for a key that is set, nothing otherwise. */
+function namedKeys(name: string, key: string | undefined): Record<string, string> {
+  return key ? { [name]: JSON.stringify({ default: key }) } : {};
+}
 const jwtKeys = { secret: new TextEncoder().encode(runtimeEnv.SUPABASE_JWT_SECRET) };
 
 async function discoverFunctions(): Promise<ServedFunction[]> {

@@ -1,8 +1,15 @@
 /**
- * Who is calling: the principal is read from the verified JWT and from
- * nothing else. A user's access token (`role: authenticated`) names the user
- * in `sub`; the project's anon key allows anonymous tracking; the
- * service-role key is a trusted server.
+ * Who is calling: the principal is read from the verified JWT or the
+ * project's API key, and from nothing else. A user's access token (`role:
+ * authenticated`) names the user in `sub`; the project's anon key or a
+ * publishable key (`sb_publishable_...`) allows anonymous tracking; the
+ * service-role key or a secret key (`sb_secret_...`) is a trusted server.
+ *
+ * Publishable and secret keys are not JWTs: they are recognised by their
+ * exact text among the keys the platform injects. supabase-js sends the key
+ * as the bearer while nobody is signed in, and always in the `apikey`
+ * header, which is read when there is no `Authorization` header at all
+ * (see {@link authorizationOf}).
  *
  * Only the algorithms the project's keys use are accepted, so a token signed
  * with `none`, or with a public key posing as an HMAC secret, is refused.
@@ -86,6 +93,10 @@ export interface VerificationKeys {
   apiKeys?: readonly string[];
   /** Accept only tokens with this `iss`, when set. */
   issuer?: string;
+  /** The project's publishable keys (`sb_publishable_...`): anonymous callers. */
+  publishableKeys?: readonly string[];
+  /** The project's secret keys (`sb_secret_...`): trusted servers. */
+  secretKeys?: readonly string[];
 }
 
 /** How long a verified token is trusted without checking its signature again. */
@@ -125,7 +136,10 @@ function trust(keys: VerificationKeys, token: string, claims: AccessClaims, atMs
 }
 
 // The scheme name is case-insensitive (RFC 9110, section 11.1): `bearer` is `Bearer`.
-const bearer = /^Bearer\s+([A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*)$/i;
+const bearer = /^Bearer\s+(\S+)$/i;
+const jwtShape = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$/;
+/** How Supabase's publishable and secret API keys begin; a JWT never does. */
+const API_KEY_PREFIX = "sb_";
 const uuid = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 function fail(message: string): Result<never, AuthError> {
@@ -143,7 +157,10 @@ export async function verifyAccessToken(
 ): Promise<Result<AccessClaims, AuthError>> {
   if (!authorization) return fail("missing Authorization header");
   const token = authorization.trim().match(bearer)?.[1];
-  if (!token) return fail("the Authorization header must be 'Bearer <jwt>'");
+  if (token?.startsWith(API_KEY_PREFIX)) return apiKeyClaims(token, keys);
+  if (!token || !jwtShape.test(token)) {
+    return fail("the Authorization header must be 'Bearer <jwt>' or 'Bearer <API key>'");
+  }
   const known = trustedClaims(keys, token, at.getTime());
   if (known) return { ok: true, value: known };
   let algorithm: unknown;
@@ -207,6 +224,34 @@ export async function verifyAccessToken(
   }
 }
 
+const publishableKeyClaims: AccessClaims = Object.freeze({ role: "anon" });
+const secretKeyClaims: AccessClaims = Object.freeze({ role: "service_role" });
+
+/** The claims a publishable or secret key stands for, if it is one of the project's. */
+function apiKeyClaims(key: string, keys: VerificationKeys): Result<AccessClaims, AuthError> {
+  if (keys.publishableKeys?.some((known) => sameText(known, key))) {
+    return { ok: true, value: publishableKeyClaims };
+  }
+  if (keys.secretKeys?.some((known) => sameText(known, key))) {
+    return { ok: true, value: secretKeyClaims };
+  }
+  return fail("the API key is not one of the project's publishable or secret keys");
+}
+
+/**
+ * The credentials a request carries, as an `Authorization` value: its own
+ * `Authorization` header, or, when it has none, its `apikey` header if that
+ * holds a publishable or secret key (supabase-js created with
+ * `omitApiKeyAsBearer` sends only that). A legacy key alone in `apikey` is
+ * not taken: a JWT is expected as the bearer, as the platform expects it.
+ */
+export function authorizationOf(headers: Headers): string | null {
+  const authorization = headers.get("authorization");
+  if (authorization !== null) return authorization;
+  const apiKey = headers.get("apikey")?.trim();
+  return apiKey?.startsWith(API_KEY_PREFIX) ? `Bearer ${apiKey}` : null;
+}
+
 /**
  * Whether a JWKS lookup failed for want of the key set rather than because of
  * the token: a timeout, a network error, or an answer that is not a key set.
@@ -264,15 +309,20 @@ export function principalOf(claims: AccessClaims): Result<Principal, AuthError> 
 /**
  * The keys from the function's environment, as the platform injects it:
  * the JWT secret when one is set (`SUPABASE_JWT_SECRET` locally, `JWT_SECRET`
- * as a project secret), the legacy anon and service-role keys, and the JWKS
- * (`SUPABASE_JWKS` inline, else fetched from `SUPABASE_URL` when there is no
- * secret).
+ * as a project secret), the legacy anon and service-role keys, the
+ * publishable and secret keys (`SUPABASE_PUBLISHABLE_KEYS` and
+ * `SUPABASE_SECRET_KEYS`, JSON objects of named keys, and the single
+ * `SUPABASE_PUBLISHABLE_KEY` and `SUPABASE_SECRET_KEY` a self-hosted setup
+ * may set instead), and the JWKS (`SUPABASE_JWKS` inline, else fetched from
+ * `SUPABASE_URL` when there is no secret).
  */
 export function keysFromEnv(env: { get(name: string): string | undefined }): VerificationKeys {
   const secretText = env.get("SUPABASE_JWT_SECRET") || env.get("JWT_SECRET");
   const secret = secretText ? new TextEncoder().encode(secretText) : undefined;
   const apiKeys = [env.get("SUPABASE_ANON_KEY"), env.get("SUPABASE_SERVICE_ROLE_KEY")]
     .filter((key): key is string => typeof key === "string" && key.split(".").length === 3);
+  const publishableKeys = apiKeysFromEnv(env, "PUBLISHABLE", "sb_publishable_");
+  const secretKeys = apiKeysFromEnv(env, "SECRET", "sb_secret_");
   const inline = env.get("SUPABASE_JWKS");
   const url = env.get("SUPABASE_URL");
   let jwks: JWTVerifyGetKey | undefined;
@@ -285,5 +335,37 @@ export function keysFromEnv(env: { get(name: string): string | undefined }): Ver
   if (!secret && !jwks) {
     throw new Error("set SUPABASE_JWT_SECRET (or JWT_SECRET), SUPABASE_JWKS or SUPABASE_URL");
   }
-  return { secret, jwks, apiKeys };
+  return { secret, jwks, apiKeys, publishableKeys, secretKeys };
+}
+
+/**
+ * The keys of one kind, `SUPABASE_<kind>_KEYS` (`{"default": "sb_..."}`)
+ * and `SUPABASE_<kind>_KEY`. A value without the kind's prefix is not a key
+ * of that kind and is left out: a secret key listed as publishable must not
+ * make its holders anonymous, nor the reverse make visitors servers.
+ */
+function apiKeysFromEnv(
+  env: { get(name: string): string | undefined },
+  kind: "PUBLISHABLE" | "SECRET",
+  prefix: string,
+): string[] {
+  const name = `SUPABASE_${kind}_KEYS`;
+  const named = env.get(name);
+  let values: unknown[] = [];
+  if (named) {
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(named);
+    } catch {
+      parsed = null;
+    }
+    if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) {
+      throw new Error(
+        `${name} must be a JSON object of named keys, like {"default":"${prefix}..."}`,
+      );
+    }
+    values = Object.values(parsed);
+  }
+  values.push(env.get(`SUPABASE_${kind}_KEY`));
+  return values.filter((key): key is string => typeof key === "string" && key.startsWith(prefix));
 }

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { exportJWK, generateKeyPair, SignJWT } from "jose";
 import {
+  authorizationOf,
   keysFromEnv,
   principalOf,
   TRUST_MS,
@@ -251,4 +252,112 @@ Deno.test("the bearer scheme is matched whatever its case", async () => {
     assert.equal(result.ok, true, scheme);
   }
   assert.equal((await verifyAccessToken(`Basic ${jwt}`, keys, t0)).ok, false);
+});
+
+// What the platform injects on a project with the newer API keys.
+const publishable = "sb_publishable_4cnD2yGz1E8mQ7x0aLvKuw_9TqPZ3hR";
+const secretKey = "sb_secret_Qx3vN8pLm2Rk7YtW0cJf1A_bH6sDe9gU";
+const newKeysEnv = () =>
+  envOf({
+    SUPABASE_URL: "https://abcdefghijklmnopqrst.supabase.co",
+    SUPABASE_PUBLISHABLE_KEYS: JSON.stringify({ default: publishable, mobile: `${publishable}2` }),
+    SUPABASE_SECRET_KEYS: JSON.stringify({ default: secretKey }),
+  });
+
+async function principalFor(authorization: string, keys: VerificationKeys) {
+  const result = await verifyAccessToken(authorization, keys, t0);
+  return result.ok ? principalOf(result.value) : result;
+}
+
+Deno.test("a publishable key as the bearer tracks anonymously, every named one", async () => {
+  const keys = keysFromEnv(newKeysEnv());
+  for (const key of [publishable, `${publishable}2`]) {
+    assert.deepEqual(await principalFor(`Bearer ${key}`, keys), {
+      ok: true,
+      value: { kind: "anon" },
+    });
+  }
+});
+
+Deno.test("a secret key as the bearer is a trusted server", async () => {
+  assert.deepEqual(await principalFor(`Bearer ${secretKey}`, keysFromEnv(newKeysEnv())), {
+    ok: true,
+    value: { kind: "service" },
+  });
+});
+
+Deno.test("an API key that is not the project's, or only nearly, is refused", async () => {
+  const keys = keysFromEnv(newKeysEnv());
+  const notOurs = "the API key is not one of the project's publishable or secret keys";
+  for (
+    const key of [
+      "sb_publishable_another-projects-key",
+      publishable.slice(0, -1),
+      `${secretKey}x`,
+      "sb_secret_",
+    ]
+  ) {
+    assert.deepEqual(await verifyAccessToken(`Bearer ${key}`, keys, t0), {
+      ok: false,
+      error: { message: notOurs },
+    }, key);
+  }
+  // Keys only count where the environment names them.
+  assert.deepEqual(await verifyAccessToken(`Bearer ${publishable}`, keysFor(secret), t0), {
+    ok: false,
+    error: { message: notOurs },
+  });
+});
+
+Deno.test("the single SUPABASE_PUBLISHABLE_KEY and SUPABASE_SECRET_KEY are read too", () => {
+  const keys = keysFromEnv(envOf({
+    SUPABASE_JWT_SECRET: secret,
+    SUPABASE_PUBLISHABLE_KEY: publishable,
+    SUPABASE_SECRET_KEY: secretKey,
+  }));
+  assert.deepEqual(keys.publishableKeys, [publishable]);
+  assert.deepEqual(keys.secretKeys, [secretKey]);
+});
+
+Deno.test("a key listed under the other kind is not taken for it", () => {
+  const keys = keysFromEnv(envOf({
+    SUPABASE_JWT_SECRET: secret,
+    SUPABASE_PUBLISHABLE_KEYS: JSON.stringify({ default: secretKey, odd: 42 }),
+    SUPABASE_SECRET_KEYS: JSON.stringify({ default: publishable }),
+  }));
+  assert.deepEqual(keys.publishableKeys, []);
+  assert.deepEqual(keys.secretKeys, []);
+});
+
+Deno.test("named keys that are not a JSON object are a configuration error naming the variable", () => {
+  for (const value of ["sb_publishable_abc", '["sb_publishable_abc"]', "null"]) {
+    assert.throws(
+      () => keysFromEnv(envOf({ SUPABASE_JWT_SECRET: secret, SUPABASE_PUBLISHABLE_KEYS: value })),
+      /^Error: SUPABASE_PUBLISHABLE_KEYS must be a JSON object of named keys/,
+      value,
+    );
+  }
+});
+
+Deno.test("the apikey header counts only without an Authorization header, and only for new keys", () => {
+  const headers = (entries: Record<string, string>) => authorizationOf(new Headers(entries));
+  assert.equal(headers({ apikey: publishable }), `Bearer ${publishable}`);
+  assert.equal(headers({ apikey: ` ${secretKey} ` }), `Bearer ${secretKey}`);
+  // A user's token wins over the key that comes along with it.
+  assert.equal(
+    headers({ authorization: "Bearer user.token.here", apikey: publishable }),
+    "Bearer user.token.here",
+  );
+  // A legacy key is a JWT, expected as the bearer.
+  assert.equal(headers({ apikey: "eyJhbGciOiJIUzI1NiJ9.eyJyb2xlIjoiYW5vbiJ9.c2ln" }), null);
+  assert.equal(headers({}), null);
+});
+
+Deno.test("a bearer that is neither a JWT nor an API key says what is expected", async () => {
+  for (const authorization of ["Bearer not-a-jwt", "Bearer a b", "Basic YTpi"]) {
+    assert.deepEqual(await verifyAccessToken(authorization, keysFor(secret), t0), {
+      ok: false,
+      error: { message: "the Authorization header must be 'Bearer <jwt>' or 'Bearer <API key>'" },
+    }, authorization);
+  }
 });

@@ -4,18 +4,19 @@
  * one database call, and answer with the outcome of every event.
  *
  * Who is calling comes from the token alone, never from the body: a user's
- * access token stores `user_id = sub`; the anon key tracks anonymously; the
- * service-role key is treated as an anonymous caller too, since a server
- * sending on visitors' behalf names no signed-in user.
+ * access token stores `user_id = sub`; the anon key or a publishable key
+ * tracks anonymously; the service-role key or a secret key is treated as an
+ * anonymous caller too, since a server sending on visitors' behalf names no
+ * signed-in user.
  *
  * Statuses: 200 when at least one event was accepted or was a duplicate; 400
  * when every event was refused (same body) or the body is not JSON, not an
- * event or batch; 401 for a missing or bad JWT; 405 for methods other than
- * POST and OPTIONS; 413 over 512 KiB or 500 events; 429 over the rate limit;
- * 503 when the database cannot take the request, or when the project's
- * signing keys cannot be fetched to check the JWT: nothing of it is stored,
- * or, when the database's answer was lost, it may have been, and a retry
- * with the same event ids is recognised as duplicates.
+ * event or batch; 401 for a missing or bad JWT or API key; 405 for methods
+ * other than POST and OPTIONS; 413 over 512 KiB or 500 events; 429 over the
+ * rate limit; 503 when the database cannot take the request, or when the
+ * project's signing keys cannot be fetched to check the JWT: nothing of it
+ * is stored, or, when the database's answer was lost, it may have been, and
+ * a retry with the same event ids is recognised as duplicates.
  * Each request logs one line to stderr.
  *
  * Rate limit (see `rate_limit.ts`): per principal (`user:<id>`, or
@@ -38,7 +39,13 @@
  *
  * @module
  */
-import { keysFromEnv, type Principal, principalOf, verifyAccessToken } from "../_shared/auth.ts";
+import {
+  authorizationOf,
+  keysFromEnv,
+  type Principal,
+  principalOf,
+  verifyAccessToken,
+} from "../_shared/auth.ts";
 import { corsHeaders } from "../_shared/cors.ts";
 import {
   DatabaseError,
@@ -122,7 +129,7 @@ export async function handler(request: Request, info?: Deno.ServeHandlerInfo): P
 
 async function authenticate(request: Request): Promise<Principal | Response> {
   verificationKeys ??= keysFromEnv(Deno.env);
-  const verified = await verifyAccessToken(request.headers.get("authorization"), verificationKeys);
+  const verified = await verifyAccessToken(authorizationOf(request.headers), verificationKeys);
   const principal = verified.ok ? principalOf(verified.value) : verified;
   if (principal.ok) return principal.value;
   if (!verified.ok && verified.error.unavailable) {

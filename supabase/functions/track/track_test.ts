@@ -869,3 +869,61 @@ integrationTest(
     assert.equal(body.rejected[0].errors[0].path, "eventType");
   },
 );
+
+integrationTest(
+  "supabase-js with the newer API keys: a publishable key tracks anonymously, a secret key as a server",
+  async () => {
+    const options = { auth: { persistSession: false, autoRefreshToken: false } };
+    // functions.invoke sends such a key in `apikey` only, not as the bearer.
+    const browser = createClient(stack.url, stack.publishableKey, options);
+    const server = createClient(stack.url, stack.secretKey, options);
+
+    const visit = view({ anonymousId: "publishable-visitor" });
+    const fromBrowser = await browser.functions.invoke("track", { body: visit });
+    assert.equal(fromBrowser.error, null);
+    assert.deepEqual(fromBrowser.data, { accepted: 1, duplicates: 0, rejected: [] });
+
+    const relayed = view({ anonymousId: "relayed-visitor" });
+    const fromServer = await server.functions.invoke("track", { body: relayed });
+    assert.equal(fromServer.error, null);
+    assert.deepEqual(fromServer.data, { accepted: 1, duplicates: 0, rejected: [] });
+
+    const rows = await rowsOf([visit.eventId, relayed.eventId]);
+    assert.deepEqual(rows.map((row) => [row.user_id, row.anonymous_id]), [
+      [null, "publishable-visitor"],
+      [null, "relayed-visitor"],
+    ]);
+
+    // A server names no signed-in user: user-specific events stay refused.
+    const like = await server.functions.invoke("track", {
+      body: { ...view(), eventType: "like" },
+    });
+    assert.ok(like.error instanceof FunctionsHttpError);
+    assert.equal(like.error.context.status, 400);
+  },
+);
+
+integrationTest(
+  "an API key of another project is refused 401, as the bearer or in apikey",
+  async () => {
+    const credentials: Array<Record<string, string>> = [
+      { Authorization: "Bearer sb_publishable_another-projects-key" },
+      { apikey: "sb_publishable_another-projects-key" },
+    ];
+    for (const headers of credentials) {
+      const response = await fetch(trackUrl, {
+        method: "POST",
+        headers: { "Content-Type": "application/json", ...headers },
+        body: JSON.stringify(view()),
+      });
+      assert.equal(response.status, 401);
+      assert.equal(response.headers.get("access-control-allow-origin"), "*");
+      assert.deepEqual(await response.json(), {
+        error: {
+          code: "unauthorized",
+          message: "the API key is not one of the project's publishable or secret keys",
+        },
+      });
+    }
+  },
+);
