@@ -187,7 +187,12 @@ comment on column public.sessions.page_views is
 
 -- A signed-in user's sessions, for their own reads and for the cascade.
 create index sessions_user_id_idx on public.sessions (user_id);
--- Sessions by start time, for per-day reporting over a date range.
+-- Sessions by start time, for ranges of started_at: retention
+-- (20261124000500_partition_maintenance.sql) deletes and recounts the
+-- sessions that began before its cutoff, and session_metrics is read over a
+-- time window (the dashboard's summary). Reading daily_engagement by day
+-- needs an index on the UTC day instead: sessions_start_day_utc_idx, created
+-- beside that view in 20261124000300_engagement_score_and_views.sql.
 create index sessions_started_at_idx on public.sessions (started_at);
 
 -- Errors met by the tracking system, for the people operating it. The track

@@ -1,7 +1,7 @@
 -- The shape of the schema: tables, columns, keys, constraints, indexes, row
 -- level security, views and functions, and their documentation.
 begin;
-select plan(70);
+select plan(72);
 
 -- Tables and columns: name, type, not null, identity, default, in order.
 
@@ -199,8 +199,11 @@ select indexes_are(
 );
 select indexes_are(
   'public', 'sessions',
-  array['sessions_pkey', 'sessions_user_id_idx', 'sessions_started_at_idx'],
-  'sessions has its key, per-user and start-time indexes'
+  array[
+    'sessions_pkey', 'sessions_user_id_idx', 'sessions_started_at_idx',
+    'sessions_start_day_utc_idx'
+  ],
+  'sessions has its key, per-user, start-time and start-day indexes'
 );
 select indexes_are(
   'public', 'system_errors',
@@ -230,6 +233,11 @@ select has_index(
 select has_index(
   'public', 'sessions', 'sessions_started_at_idx', array['started_at'],
   'sessions is indexed on started_at'
+);
+select has_index(
+  'public', 'sessions', 'sessions_start_day_utc_idx',
+  '(((started_at AT TIME ZONE ''UTC''::text))::date)',
+  'sessions is indexed on the UTC day it started, the day of daily_engagement'
 );
 select has_index(
   'public', 'system_errors', 'system_errors_timestamp_idx', array['"timestamp"'],
@@ -367,6 +375,15 @@ select alike(
   $$),
   '%sessions_started_at_idx%',
   'session metrics over a time range are read through sessions_started_at_idx'
+);
+select alike(
+  pg_temp.plan_of($$
+    select * from public.daily_engagement where day = '2999-01-01'
+  $$),
+  '%Index Scan % sessions_start_day_utc_idx%'
+    || 'Index Cond: (((started_at AT TIME ZONE ''UTC''::text))::date = ''2999-01-01''::date)%',
+  'daily_engagement of one day is read through sessions_start_day_utc_idx, the view''s day '
+    || 'being the indexed expression'
 );
 select alike(
   pg_temp.plan_of($$

@@ -4,7 +4,7 @@
 -- row of a request with rejections, and concurrent requests for one session.
 -- At the end, every session's figures equal those recomputed from its events.
 begin;
-select plan(48);
+select plan(51);
 
 -- Names for the random ids of this run: pg_temp.id('user A') is the same
 -- uuid every time it is asked for within the run, and a new one each run.
@@ -573,6 +573,38 @@ select results_eq(
       (2, pg_temp.id('e29'), 'duplicate')
   $$,
   'outcomes come back in index order, and the lowest index of an event_id is the one accepted'
+);
+
+-- Call 14b, user B: an event_id whose first copy is rejected and whose
+-- second is valid. Only acceptable copies compete to be the first: the
+-- rejected one must not make the valid one a duplicate, or the event would
+-- be stored by nobody.
+
+select pg_temp.ingest('call 14b', 'user B', jsonb_build_array(
+  pg_temp.ev(0, 'e31', 'session C', null, 'teleport', '0 seconds'),
+  pg_temp.ev(1, 'e31', 'session C', null, 'view', '0 seconds')
+));
+select results_eq(
+  $$ select event_index, event_id, outcome, reason from outcomes where call = 'call 14b' $$,
+  $$
+    values
+      (0, pg_temp.id('e31'), 'rejected', 'event_type is not one of the 18 event types'),
+      (1, pg_temp.id('e31'), 'accepted', null::text)
+  $$,
+  'a valid copy of an event_id after a rejected copy in one batch is accepted, not a duplicate'
+);
+select results_eq(
+  $$ select event_type from public.user_interactions where event_id = pg_temp.id('e31') $$,
+  $$ values ('view') $$,
+  'the valid copy after a rejected one is stored, once'
+);
+select results_eq(
+  $$
+    select user_id, interaction_count, page_views
+    from public.sessions where id = pg_temp.id('session C')
+  $$,
+  $$ values (pg_temp.id('user B'), 1, 1) $$,
+  'the session of the valid copy after a rejected one counts it once'
 );
 
 -- The function's own lists match the table's: every event type and every

@@ -2,7 +2,7 @@
 -- The sessions are written directly and dated 1999-2000, days no other test
 -- uses, so the per-day rows hold only them.
 begin;
-select plan(9);
+select plan(10);
 
 -- Days are UTC whatever the reader's time zone.
 set local timezone = 'America/New_York';
@@ -132,6 +132,27 @@ select is(
   (select bounce_rate::text from public.daily_engagement where day = '1999-12-31'),
   '66.67',
   'the bounce rate is a percentage rounded to 2 decimals'
+);
+
+-- A session that runs across UTC midnight, 23:50 to 00:10 (1 200 000 ms),
+-- on days no other session uses: it belongs to the day it started on, and
+-- the next day has no row for it.
+insert into public.sessions (
+  id, user_id, anonymous_id, started_at, last_seen_at, interaction_count, page_views
+)
+values
+  (pg_temp.id('s12'), null, 'views-visitor-3',
+    '1999-12-27T23:50:00Z', '1999-12-28T00:10:00Z', 3, 2);
+
+select results_eq(
+  $$
+    select day, sessions, users, avg_duration_ms
+    from public.daily_engagement
+    where day between date '1999-12-27' and date '1999-12-28'
+    order by day
+  $$,
+  $$ values (date '1999-12-27', 1::bigint, 1::bigint, 1200000::bigint) $$,
+  'a session across UTC midnight counts on the day it started, not the day it ended'
 );
 
 -- A signed-in user and an anonymous visitor with the same text are two visitors.

@@ -6,7 +6,7 @@
 -- on entities named 'pgtap07-...' and in February 2001, so rows already in
 -- the database never change the expectations; everything is rolled back.
 begin;
-select plan(40);
+select plan(42);
 
 -- Days are UTC days whatever the reader's time zone: read them from UTC+14,
 -- where every event below falls on a different local day.
@@ -524,6 +524,41 @@ select results_eq(
   $$,
   $$ values ('pgtap07tie-marked', 1::bigint), ('pgtap07tie-withdrawn', 0::bigint) $$,
   'of two attendance marks at the same instant, event_funnel counts the one stored last'
+);
+
+-- Attendance comes after the view in the funnel: a mark with no view, or
+-- whose latest mark falls before the first view, is not an attendee. One
+-- visitor views then attends (the event's one attendee); one marks
+-- attendance and never views; one marks attendance, then views, and never
+-- marks again.
+insert into public.user_interactions (event_id, anonymous_id, event_type, entity_type,
+  entity_id, metadata, occurred_at)
+values
+  ('07000000-0000-4000-8000-0000000000d1', 'pgtap07early-viewer', 'view', 'event',
+    'pgtap07early-ev', '{}', '2001-02-06 10:00:00+00'),
+  ('07000000-0000-4000-8000-0000000000d2', 'pgtap07early-viewer', 'attendance', 'event',
+    'pgtap07early-ev', '{"attended": true}', '2001-02-06 10:01:00+00'),
+  ('07000000-0000-4000-8000-0000000000d3', 'pgtap07early-no-view', 'attendance', 'event',
+    'pgtap07early-ev', '{"attended": true}', '2001-02-06 10:02:00+00'),
+  ('07000000-0000-4000-8000-0000000000d4', 'pgtap07early-marks-first', 'attendance', 'event',
+    'pgtap07early-ev', '{"attended": true}', '2001-02-06 10:03:00+00'),
+  ('07000000-0000-4000-8000-0000000000d5', 'pgtap07early-marks-first', 'view', 'event',
+    'pgtap07early-ev', '{}', '2001-02-06 10:04:00+00');
+
+select results_eq(
+  $$
+    select viewers, attendees, view_to_attendance_pct from public.event_funnel
+    where entity_id = 'pgtap07early-ev'
+  $$,
+  $$ values (2::bigint, 1::bigint, 50.00::numeric(5, 2)) $$,
+  'event_funnel counts no attendee whose latest attendance mark has no view at or before it'
+);
+select is_empty(
+  $$
+    select entity_id, viewers, attendees from public.event_funnel
+    where attendees > viewers
+  $$,
+  'event_funnel never counts more attendees than viewers'
 );
 
 select results_eq(

@@ -50,6 +50,10 @@ integrationTest(
           null, ${JSON.stringify(events)}::text::jsonb, '[]', '{}'
         )
       `;
+    // Reserved connections still open when the test fails: their transactions
+    // hold the session's lock, which the cleanup below would wait for forever.
+    let ingestor: postgres.ReservedSql | undefined;
+    let maintainer: postgres.ReservedSql | undefined;
     try {
       // A session that began a day before the cutoff and went on after it.
       const opened = await ingest(ingesting, [
@@ -58,29 +62,36 @@ integrationTest(
       ]);
       assert.deepEqual(opened.map((row) => row.outcome), ["accepted", "accepted"]);
 
-      const ingestor = await ingesting.reserve();
+      ingestor = await ingesting.reserve();
       await ingestor`begin`;
       const late = await ingest(ingestor, [event(2, new Date(cutoff.getTime() + 2 * day))]);
       assert.deepEqual(late.map((row) => row.outcome), ["accepted"]);
 
-      const maintainer = await maintaining.reserve();
+      maintainer = await maintaining.reserve();
       await maintainer`begin`;
       const [{ pid }] = await maintainer<{ pid: number }[]>`select pg_backend_pid() as pid`;
       const maintenance = maintainer`
         select public.maintain_interaction_partitions(3, ${RETENTION}::interval) as r
       `.execute();
+      // Watched, so that a maintenance failing before the commit below is
+      // this test's failure (awaited here, with the cleanup run) rather than
+      // an unhandled rejection that aborts the module and skips the cleanup.
+      let finished = false;
+      maintenance.then(() => finished = true, () => finished = true);
       // The maintenance reaches the session the ingestion holds, and waits.
       let waiting = false;
-      for (let i = 0; i < 200 && !waiting; i++) {
+      for (let i = 0; i < 200 && !waiting && !finished; i++) {
         const [row] = await watching<{ waiting: boolean }[]>`
           select wait_event_type = 'Lock' as waiting from pg_stat_activity where pid = ${pid}
         `;
         waiting = row?.waiting ?? false;
         if (!waiting) await new Promise((resolve) => setTimeout(resolve, 10));
       }
+      if (finished) await maintenance;
       assert.ok(waiting, "the maintenance never waited for the ingestion's lock");
       await ingestor`commit`;
       ingestor.release();
+      ingestor = undefined;
       await maintenance;
 
       const [counted] = await maintainer<
@@ -95,9 +106,24 @@ integrationTest(
       `;
       await maintainer`rollback`;
       maintainer.release();
+      maintainer = undefined;
       // The event before the cutoff is gone; the two after it are counted.
       assert.deepEqual(counted, { interaction_count: 2, page_views: 1, rows: 2, views: 1 });
     } finally {
+      // The ingestion first: the maintenance may be waiting for its lock.
+      for (const reserved of [ingestor, maintainer]) {
+        if (!reserved) continue;
+        try {
+          await reserved`rollback`;
+        } catch {
+          // Already broken or closed: ending the pools below closes it.
+        }
+        try {
+          reserved.release();
+        } catch {
+          // Likewise.
+        }
+      }
       await watching`delete from public.user_interactions where event_id = any(${eventIds}::uuid[])`;
       await watching`delete from public.interaction_event_ids where event_id = any(${eventIds}::uuid[])`;
       await watching`delete from public.sessions where id = ${sessionId}`;
