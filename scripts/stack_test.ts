@@ -174,6 +174,32 @@ Deno.test({
       }
       assert.match(await stack("up"), /starting the functions gateway/);
       assert.match(await stack("status"), /gateway: running/);
+
+      // The running stack named with other ports: up and reset refuse before
+      // anything talks to those ports (another stack's database may be
+      // there), and status tells where this one really runs.
+      const otherPorts = {
+        ...stackEnv,
+        DB_PORT: String(Number(stackEnv.DB_PORT) + 5),
+        API_PORT: String(Number(stackEnv.API_PORT) + 5),
+      };
+      for (const command of ["up", "reset"]) {
+        const refused = await attempt(`${project}/scripts/stack`, [command], project, otherPorts);
+        assert.notEqual(refused.code, 0, command);
+        assert.match(
+          refused.output,
+          new RegExp(
+            `Postgres runs on port ${stackEnv.DB_PORT}, not DB_PORT=${otherPorts.DB_PORT}`,
+          ),
+          command,
+        );
+      }
+      const status = await run(`${project}/scripts/stack`, ["status"], project, otherPorts);
+      assert.match(status, new RegExp(`postgres: running on 127.0.0.1:${stackEnv.DB_PORT}\n`));
+      assert.match(
+        status,
+        new RegExp(`gateway: running on http://127.0.0.1:${stackEnv.API_PORT}\n`),
+      );
     } finally {
       await stack("down").catch(() => {});
       await Deno.remove(dirname(project), { recursive: true }).catch(() => {});

@@ -27,7 +27,7 @@
  *   const jobs = batches.map((batch) => copyJob(rowsOf(batch.events, batch.visitor, new Date())));
  *   const copied = await runCopy(store, jobs, 4, 5_000);
  *   const calls = batches.map((batch) => ingestJob(batch.events, batch.visitor, new Date()));
- *   const direct = await runIngest(store, calls, 4, 5_000);
+ *   const direct = await runIngest(store, calls, 4, 5_000, null);
  *   await store.sql.end();
  *   return { copied, direct };
  * }
@@ -39,6 +39,7 @@ import net from "node:net";
 import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import postgres from "postgres";
+import type { RateLimits } from "../../supabase/functions/track/rate_limit.ts";
 import type { TrackEvent, Visitor } from "./workload.ts";
 
 /** A client pool from postgres.js. */
@@ -286,6 +287,8 @@ export function runCopy(
 export interface IngestJob {
   rows: number;
   userId: string | null;
+  /** The principal the function charges the request to: `user:<id>` or `ip:<address>`. */
+  rateLimitKey: string;
   /** `p_events` of `public.ingest_interactions`, as JSON text. */
   events: string;
 }
@@ -300,6 +303,7 @@ export function ingestJob(events: TrackEvent[], visitor: Visitor, receivedAt: Da
   return {
     rows: events.length,
     userId: visitor.userId ?? null,
+    rateLimitKey: visitor.userId ? `user:${visitor.userId}` : `ip:${visitor.address}`,
     events: JSON.stringify(events.map((event, index) => ({
       index,
       event_id: event.eventId,
@@ -317,29 +321,54 @@ export function ingestJob(events: TrackEvent[], visitor: Visitor, receivedAt: Da
 }
 
 /**
- * Stores one batch with the call the track function makes, one statement and
- * one transaction, and fails unless every event was accepted.
+ * Stores one batch with the statement the track function sends (see
+ * `ingestInteractions` in `supabase/functions/_shared/db.ts`), one statement
+ * and one transaction: with `limits`, the request is charged to the rate
+ * limit in it first, as the function charges every request while limits are
+ * on. Fails unless every event was accepted.
  */
-export async function loadWithIngest(store: Store, job: IngestJob): Promise<void> {
+export async function loadWithIngest(
+  store: Store,
+  job: IngestJob,
+  limits: RateLimits | null,
+): Promise<void> {
   // `::text` first: a string bound to a jsonb parameter would be sent as a JSON string.
-  const [{ accepted }] = await store.sql<{ accepted: number }[]>`
-    select count(*)::integer as accepted
-    from public.ingest_interactions(${job.userId}::uuid, ${job.events}::text::jsonb)
-    where outcome = 'accepted'
-  `;
+  const ingest = store
+    .sql`public.ingest_interactions(${job.userId}::uuid, ${job.events}::text::jsonb)`;
+  const [{ allowed, accepted }] = limits
+    ? await store.sql<{ allowed: boolean; accepted: number }[]>`
+      select l.allowed, count(r.outcome) filter (where r.outcome = 'accepted')::integer as accepted
+      from public.consume_rate_limit(
+        ${job.rateLimitKey}::text, ${job.rows}::integer,
+        ${limits.requestsPerMinute}::integer, ${limits.eventsPerMinute}::integer
+      ) as l
+      left join lateral (select i.outcome from ${ingest} as i where l.allowed offset 0) as r
+        on true
+      group by l.allowed
+    `
+    : await store.sql<{ allowed: boolean; accepted: number }[]>`
+      select true as allowed, count(*)::integer as accepted
+      from ${ingest} as i
+      where i.outcome = 'accepted'
+    `;
+  if (!allowed) throw new Error("the rate limit refused the call; raise TRACK_RATE_LIMIT_*");
   if (accepted !== job.rows) {
     throw new Error(`${job.rows - accepted} of ${job.rows} events were not accepted`);
   }
 }
 
-/** Runs `concurrency` callers of the ingestion function over `jobs`, like {@link runCopy}. */
+/**
+ * Runs `concurrency` callers of the ingestion function over `jobs`, like
+ * {@link runCopy}, charging each call to `limits` as the function would.
+ */
 export function runIngest(
   store: Store,
   jobs: IngestJob[],
   concurrency: number,
   durationMs: number,
+  limits: RateLimits | null,
 ): Promise<DbLoadResult> {
-  return runJobs(jobs, concurrency, durationMs, (job) => loadWithIngest(store, job));
+  return runJobs(jobs, concurrency, durationMs, (job) => loadWithIngest(store, job, limits));
 }
 
 async function runJobs<Job extends { rows: number }>(

@@ -7,8 +7,9 @@
  * - (b) our path end to end: HTTP -> gateway -> `track` -> `ingest_interactions`,
  *   per batch size and concurrency, then at half the maximum throughput at
  *   batch 100 (open loop), and optionally under sustained load (`--soak`);
- *   and its SQL half alone: the same `ingest_interactions` calls made
- *   directly, at the concurrencies COPY runs at;
+ *   and its SQL half alone: the statement the function sends (the rate-limit
+ *   charge and the `ingest_interactions` call) made directly, at the
+ *   concurrencies COPY runs at;
  * - (c) the naive path: one INSERT per event over a connection pool;
  *
  * and the CPU of each process group, the cost of zod validation in process,
@@ -24,6 +25,7 @@ import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { createUser, sql as stackSql, stack, trackUrl } from "../../test_support/stack.ts";
 import { validateEvent } from "../../supabase/functions/_shared/schemas.ts";
+import { rateLimitsFromEnv } from "../../supabase/functions/track/rate_limit.ts";
 import {
   copyJob,
   type DbLoadResult,
@@ -62,23 +64,52 @@ const root = fileURLToPath(new URL("../../", import.meta.url));
 
 // --- options ------------------------------------------------------------------
 
-const { values: args } = parseArgs({
-  args: Deno.args,
-  strict: true,
-  options: {
-    quick: { type: "boolean", default: false },
-    force: { type: "boolean", default: false },
-    soak: { type: "string" },
-    duration: { type: "string" },
-    batches: { type: "string" },
-    concurrency: { type: "string" },
-    visitors: { type: "string" },
-    seed: { type: "string", default: "20261124" },
-    out: { type: "string", default: "bench-results" },
-  },
-});
+function usageError(message: string): never {
+  console.error(`bench: ${message} (see scripts/bench --help)`);
+  Deno.exit(2);
+}
 
-const list = (text: string) => text.split(",").map((s) => Number(s.trim())).filter((n) => n > 0);
+function parseOptions() {
+  try {
+    return parseArgs({
+      args: Deno.args,
+      strict: true,
+      options: {
+        quick: { type: "boolean", default: false },
+        force: { type: "boolean", default: false },
+        soak: { type: "string" },
+        duration: { type: "string" },
+        batches: { type: "string" },
+        concurrency: { type: "string" },
+        visitors: { type: "string" },
+        seed: { type: "string", default: "20261124" },
+        out: { type: "string", default: "bench-results" },
+        "check-options": { type: "boolean", default: false },
+      },
+    }).values;
+  } catch (error) {
+    usageError(error instanceof Error ? error.message : String(error));
+  }
+}
+
+const args = parseOptions();
+
+/** The option's number, refused unless it is finite and at least `min`. */
+function numberOf(name: string, text: string, min: number): number {
+  const value = Number(text);
+  if (text.trim() === "" || !Number.isFinite(value) || value < min) {
+    usageError(`--${name} needs a number of at least ${min}, not "${text}"`);
+  }
+  return value;
+}
+
+function list(name: string, text: string, max = Infinity): number[] {
+  const values = text.split(",").map((item) => numberOf(name, item, 1));
+  if (values.some((n) => !Number.isInteger(n) || n > max)) {
+    usageError(`--${name} needs whole numbers from 1 to ${max}, not "${text}"`);
+  }
+  return values;
+}
 
 const plan = args.quick
   ? {
@@ -115,14 +146,21 @@ const plan = args.quick
     quietEach: 15,
     retryNoisy: true,
   };
-if (args.visitors) plan.visitors = Math.max(2, Number(args.visitors));
-if (args.batches) plan.batches = list(args.batches).filter((b) => b <= 500);
-if (args.concurrency) plan.httpConcurrency = list(args.concurrency);
-if (args.duration) plan.cellMs = plan.copyMs = Number(args.duration) * 1000;
-if (args.soak !== undefined) plan.soakSeconds = Math.max(0, Number(args.soak));
+if (args.visitors !== undefined) plan.visitors = Math.round(numberOf("visitors", args.visitors, 2));
+if (args.batches !== undefined) plan.batches = list("batches", args.batches, 500);
+if (args.concurrency !== undefined) plan.httpConcurrency = list("concurrency", args.concurrency);
+if (args.duration !== undefined) {
+  plan.cellMs = plan.copyMs = numberOf("duration", args.duration, 0.1) * 1000;
+}
+if (args.soak !== undefined) plan.soakSeconds = numberOf("soak", args.soak, 0);
 const eventsPerVisitor = 500;
 if (args.force) plan.quietFirst = plan.quietEach = 0;
-const seed = Number(args.seed);
+const seed = numberOf("seed", args.seed!, 0);
+// scripts/bench asks this before it starts anything.
+if (args["check-options"]) Deno.exit(0);
+// The function charges every request to the rate limit, so the SQL half
+// alone charges its calls too, with the limits the stack's gateway was given.
+const rateLimits = rateLimitsFromEnv(Deno.env);
 const outDir = args.out!.startsWith("/") ? args.out! : `${root}${args.out}`;
 
 // A hard stop, so the benchmark always ends by itself.
@@ -397,7 +435,7 @@ for (const batch of plan.batches) {
       "sql",
       batch,
       c,
-      async () => fromDb(await runIngest(store, calls, c, plan.copyMs)),
+      async () => fromDb(await runIngest(store, calls, c, plan.copyMs, rateLimits)),
     );
   }
   calls = [];

@@ -195,7 +195,7 @@ export function throughputPlot(cells: Cell[], summary: Summary, subtitle: string
       })),
     },
     {
-      label: "(b) SQL half alone: ingest_interactions called directly",
+      label: "(b) SQL half alone: the function's statement made directly",
       color: "#6a51a3",
       labelled: true,
       points: perBatch.filter((b) => b.sql).map((b) => ({

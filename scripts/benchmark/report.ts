@@ -86,7 +86,7 @@ export interface BatchSummary {
     gatewayMicrosPerEvent: number;
     postgresMicrosPerEvent: number;
   };
-  /** The SQL half of (b) alone: `ingest_interactions` called directly. */
+  /** The SQL half of (b) alone: the function's statement (rate-limit charge and `ingest_interactions`) made directly. */
   sql?: { eventsPerSecond: number; concurrency: number; postgresMicrosPerEvent: number };
   httpOverCopy?: number;
   /**
@@ -219,15 +219,19 @@ export function summarize(
       : "not measured",
     met: naiveRatios.length ? naiveRatios.every((b) => b.httpOverNaive! >= 20) : null,
   });
+  // Judged on the function's own CPU, the strictest share; with the gateway
+  // and Postgres counted too, as shown beside it, the share only falls.
   targets.push({
-    name: "zod share of Deno CPU (function + gateway)",
+    name: "zod share of the function's CPU",
     goal: "<= 5%",
     measured: zod?.length
       ? zod.map((z) =>
-        `${fmt(z.ofDeno * 100, 1)}% @${z.batch} (function alone ${fmt(z.ofFunction * 100, 1)}%)`
+        `${fmt(z.ofFunction * 100, 1)}% @${z.batch} (of all request CPU ${
+          fmt(z.ofRequest * 100, 1)
+        }%)`
       ).join(", ")
       : "not measured",
-    met: zod?.length ? zod.every((z) => z.ofDeno <= 0.05) : null,
+    met: zod?.length ? zod.every((z) => z.ofFunction <= 0.05) : null,
   });
   // Flat: no growth once warmed up, from the third quarter to the last.
   const growth = soak ? soak.lastQuarterMiB / soak.thirdQuarterMiB - 1 : undefined;
@@ -339,7 +343,8 @@ export function formatReport(cells: Cell[], summary: Summary): string {
     `bulk COPY (one transaction): ${fmt(summary.bulkCopy)} events/s; naive per-row inserts: ${
       fmt(summary.naive?.eventsPerSecond)
     } events/s (x${summary.naive?.concurrency ?? "-"})`,
-    "SQL/(a): ingest_interactions called directly (no HTTP, gateway or function process) " +
+    "SQL/(a): the function's statement (rate-limit charge and ingest_interactions) made " +
+      "directly (no HTTP, gateway or function process) " +
       "over COPY, as measured",
     "pg-bound: Postgres CPU per event of (a) / of (b), the (b)/(a) to expect when Postgres " +
       "has its cores to itself",

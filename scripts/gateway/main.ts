@@ -24,6 +24,16 @@ import { parse as parseToml } from "smol-toml";
 import { corsHeaders } from "../../supabase/functions/_shared/cors.ts";
 import { verifyGatewayJwt } from "./jwt.ts";
 
+if (Deno.args.length > 0) {
+  const help = Deno.args.length === 1 && ["-h", "--help"].includes(Deno.args[0]);
+  (help ? console.log : console.error)(
+    "Usage: deno run --allow-all scripts/gateway/main.ts\n\n" +
+      "The local functions gateway; scripts/stack up starts it with the environment it\n" +
+      "needs (see scripts/stack env). It takes no arguments.",
+  );
+  Deno.exit(help ? 0 : 2);
+}
+
 const root = new URL("../../", import.meta.url);
 const functionsDir = new URL("supabase/functions/", root);
 const apiPort = Number(Deno.env.get("GATEWAY_PORT") ?? "54321");
