@@ -205,6 +205,74 @@ const metadataObject = z.custom<Record<string, unknown>>(isJsonObject, {
   ),
 );
 
+// --- numbers as the request wrote them ----------------------------------------
+
+/**
+ * A number of a request's JSON text that a 64-bit float does not hold as
+ * written: an integer past 2^53 that would be rounded (a 19-digit id, say),
+ * more significant digits than a float keeps, or a value so small it would
+ * become 0. It stands in for the number (see {@link parseJson}), so that
+ * validation refuses it where it is instead of storing another value.
+ */
+class InexactNumber {
+  constructor(readonly source: string) {}
+}
+
+/**
+ * Number tokens long enough to be inexact: 16 or more digits, or a negative
+ * exponent of 3 or more digits. It may also match digits inside a string,
+ * which only costs the slower parse; a UUID holds no such run.
+ */
+const longNumber = /-?\d[\d.]{15,}(?:[eE][+-]?\d+)?|-?\d+(?:\.\d+)?[eE]-\d{3,}(?=[\s,\]}])/g;
+
+/** `text`, a JSON number, as sign, significant digits and exponent: `-12e3`. */
+function canonicalNumber(text: string): string | null {
+  const parts = /^(-?)(\d+)(?:\.(\d+))?(?:[eE]([+-]?\d+))?$/.exec(text);
+  if (!parts) return null;
+  const [, sign, whole, fraction = "", exponent = "0"] = parts;
+  const digits = (whole + fraction).replace(/^0+/, "");
+  if (digits === "") return "0";
+  const significant = digits.replace(/0+$/, "");
+  const power = Number(exponent) - fraction.length + (digits.length - significant.length);
+  return `${sign}${significant}e${power}`;
+}
+
+/**
+ * Whether the number `source` parses to reads back as `source`, once zeros
+ * and notation are set aside. Infinity is left to the finite-number check.
+ */
+function readsAsWritten(source: string): boolean {
+  const value = Number(source);
+  return !Number.isFinite(value) || canonicalNumber(source) === canonicalNumber(String(value));
+}
+
+function markInexact(_key: string, value: unknown, context?: { source?: string }): unknown {
+  return typeof value === "number" && context?.source !== undefined &&
+      !readsAsWritten(context.source)
+    ? new InexactNumber(context.source)
+    : value;
+}
+
+/**
+ * Parses a request body like `JSON.parse`, except that a number JavaScript
+ * cannot hold as written is kept as a marker that {@link validateEvent}
+ * refuses, naming its field: storing `1234567890123456800` for a sent
+ * `1234567890123456789` would change the data without a word. Throws a
+ * SyntaxError for text that is not JSON.
+ */
+export function parseJson(text: string): unknown {
+  for (const [token] of text.matchAll(longNumber)) {
+    // Only then the slower parse that sees each number's text.
+    if (!readsAsWritten(token)) return JSON.parse(text, markInexact);
+  }
+  return JSON.parse(text);
+}
+
+const inexactMessage = (number: InexactNumber) =>
+  `must be a number a 64-bit float holds as written; send ${
+    number.source.length > 40 ? `${number.source.slice(0, 39)}…` : number.source
+  } as a string`;
+
 // --- strings Postgres can store ------------------------------------------------
 
 /** A problem found by {@link unstorableParts}, at a path of raw keys. */
@@ -217,8 +285,9 @@ interface Unstorable {
  * Walks a JSON value without recursion (it may be nested thousands of levels)
  * and reports every string, key or value, that Postgres cannot store: one
  * holding `\u0000` or a lone UTF-16 surrogate, and every number JSON parsing
- * turned into Infinity (`1e400`), which would be stored as null (and every
- * bigint, which JSON cannot hold). It also
+ * turned into Infinity (`1e400`), which would be stored as null, or could not
+ * hold as written (see {@link parseJson}) (and every bigint, which JSON
+ * cannot hold). It also
  * reports nesting deeper than `maxDepth` levels. Reports stop at
  * {@link MAX_ERRORS_PER_EVENT}.
  */
@@ -241,6 +310,10 @@ function unstorableParts(root: unknown, maxDepth: number): Unstorable[] {
     }
     if (typeof value === "bigint") {
       found.push({ path, message: "must be a JSON number, not a bigint" });
+      continue;
+    }
+    if (value instanceof InexactNumber) {
+      found.push({ path, message: inexactMessage(value) });
       continue;
     }
     if (typeof value !== "object" || value === null) continue;
@@ -302,7 +375,7 @@ function allStorable(value: unknown, levels: number): boolean {
       return true;
   }
   if (value === null) return true;
-  if (levels === 0) return false;
+  if (levels === 0 || value instanceof InexactNumber) return false;
   if (Array.isArray(value)) {
     for (const child of value) if (!allStorable(child, levels - 1)) return false;
     return true;

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { ENTITY_TYPES, EVENT_TYPES } from "./event_types.ts";
 import { MAX_EVENTS_PER_REQUEST, MAX_METADATA_BYTES } from "./limits.ts";
-import { type FieldError, parseTrackBody, validateEvent } from "./schemas.ts";
+import { type FieldError, parseJson, parseTrackBody, validateEvent } from "./schemas.ts";
 
 const base = { eventType: "view", entityType: "event", entityId: "event-123" };
 
@@ -390,4 +390,74 @@ Deno.test("parseTrackBody accepts 500 events and refuses 501 as too many", () =>
       message: "a batch holds at most 500 events; this one has 501",
     },
   });
+});
+
+// --- numbers as the request wrote them ------------------------------------------
+
+/** An event with `metadata` written as raw JSON text, parsed as the function parses it. */
+const eventWithMetadata = (metadataJson: string) =>
+  parseJson(
+    `{"eventType":"view","entityType":"event","entityId":"event-1","metadata":${metadataJson}}`,
+  );
+
+Deno.test("parseJson reads every number a float holds as written exactly as JSON.parse", () => {
+  const text = JSON.stringify({
+    numbers: [
+      0.30000000000000004,
+      0.6666666666666666,
+      9007199254740992,
+      -1.7976931348623157e308,
+      5e-324,
+      123456789012345680000,
+      1e21,
+      0,
+    ],
+  }).replace("]", ", 1E2, 100.000000000000000, -0.0, 1.5e300, 2.5e-300, 1e400]");
+  assert.deepEqual(parseJson(text), JSON.parse(text));
+  // The same where an inexact number elsewhere makes the parse look at each one.
+  const mixed = text.replace(/}$/, ', "id": 1234567890123456789}');
+  const parsed = parseJson(mixed) as { numbers: number[]; id: unknown };
+  assert.deepEqual(parsed.numbers, JSON.parse(mixed).numbers);
+  assert.notEqual(typeof parsed.id, "number");
+});
+
+Deno.test("a number a float cannot hold as written is refused at its path, not changed", () => {
+  assertErrors(eventWithMetadata('{"discord_id": 1234567890123456789, "city": "Austin"}'), [
+    [
+      "metadata.discord_id",
+      /^must be a number a 64-bit float holds as written; send 1234567890123456789 as a string$/,
+    ],
+  ]);
+  for (const number of ["9007199254740993", "0.12345678901234567890123", "1e-400", "-2.5e-999"]) {
+    assertErrors(eventWithMetadata(`{"deep": {"list": [1, ${number}]}}`), [
+      ["metadata.deep.list.1", /as written/],
+    ]);
+  }
+  // A declared field gets the same message, not a type error about an object.
+  assertErrors(eventWithMetadata('{"capacity": 12345678901234567890}'), [
+    ["metadata.capacity", /as written/],
+  ]);
+});
+
+Deno.test("long digit runs inside strings change nothing", () => {
+  const parsed = eventWithMetadata(
+    '{"order": "1234567890123456789012", "note": "x: 12345678901234567890, y", "n": 1}',
+  );
+  assert.deepEqual(validateEvent(parsed), {
+    ok: true,
+    event: {
+      ...base,
+      entityId: "event-1",
+      metadata: { order: "1234567890123456789012", note: "x: 12345678901234567890, y", n: 1 },
+    },
+  });
+});
+
+Deno.test("an inexact number in a batch field the contract does not name is ignored", () => {
+  const body = parseTrackBody(
+    parseJson(`{"events": [${JSON.stringify(base)}], "trace": 98765432109876543210}`),
+  );
+  assert.ok(body.ok);
+  assert.equal(body.events.length, 1);
+  assert.deepEqual(body.rejected, []);
 });

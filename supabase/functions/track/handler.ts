@@ -57,7 +57,12 @@ import {
 } from "../_shared/db.ts";
 import { errorResponse, jsonResponse, readBodyCapped } from "../_shared/http.ts";
 import { MAX_REQUEST_BYTES } from "../_shared/limits.ts";
-import { parseTrackBody, type RejectedEvent, type TrackResult } from "../_shared/schemas.ts";
+import {
+  parseJson,
+  parseTrackBody,
+  type RejectedEvent,
+  type TrackResult,
+} from "../_shared/schemas.ts";
 import { prepareEvents } from "./prepare.ts";
 import {
   LocalRateLimiter,
@@ -195,7 +200,7 @@ async function track(request: Request, info?: Deno.ServeHandlerInfo): Promise<Ou
   }
   let json: unknown;
   try {
-    json = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(bytes));
+    json = parseJson(new TextDecoder("utf-8", { fatal: true }).decode(bytes));
   } catch {
     return { response: errorResponse(400, "invalid_json", "the body is not valid UTF-8 JSON") };
   }

@@ -468,6 +468,37 @@ integrationTest(
   },
 );
 
+integrationTest(
+  "a metadata number a float cannot hold as written is refused, not stored rounded",
+  async () => {
+    const rounded = view({ metadata: {} });
+    const exact = view({ metadata: { discord_id: "1234567890123456789", score: 0.1 } });
+    // JSON.stringify cannot write the number itself: JavaScript has already rounded it.
+    const raw = JSON.stringify({ events: [rounded, exact] }).replace(
+      '"metadata":{}',
+      '"metadata":{"discord_id":1234567890123456789}',
+    );
+    const response = await postTrack(undefined, { raw });
+    assert.equal(response.status, 200);
+    assert.deepEqual(response.body, {
+      accepted: 1,
+      duplicates: 0,
+      rejected: [{
+        index: 0,
+        eventId: rounded.eventId,
+        errors: [{
+          path: "metadata.discord_id",
+          message:
+            "must be a number a 64-bit float holds as written; send 1234567890123456789 as a string",
+        }],
+      }],
+    });
+    assert.deepEqual(await rowsOf([rounded.eventId]), []);
+    const [row] = await rowsOf([exact.eventId]);
+    assert.deepEqual(row.metadata, { discord_id: "1234567890123456789", score: 0.1 });
+  },
+);
+
 integrationTest("500 events are stored; 501 are refused with 413 and nothing stored", async () => {
   const visitor = `v-${crypto.randomUUID().slice(0, 8)}`;
   const five00 = Array.from({ length: 500 }, () => view({ anonymousId: visitor }));
