@@ -11,7 +11,7 @@
  * The bundle holds the client and the shared contract (with `zod/mini`) and
  * nothing else: the app passes in its own supabase-js client.
  *
- * Usage: `deno run --allow-all client/build.ts`
+ * Usage: `deno run --allow-all client/build.ts` (`--help` says what it does)
  *
  * @module
  */
@@ -136,18 +136,35 @@ function compareVersions(a: string, b: string): number {
   return 0;
 }
 
+/** What the build prints of `report`, its path relative to `from` (the repository by default). */
+export function describeBundle(report: BundleReport, from: string = rootDir): string {
+  return `${relative(from, report.path)}: ${kib(report.bytes)} minified, ${
+    kib(report.gzipBytes)
+  } gzipped (packages: ${report.packages.join(", ") || "none"})`;
+}
+
 function kib(bytes: number): string {
   return `${(bytes / 1024).toFixed(1)} KiB`;
 }
 
+const usage = `Usage: deno run --allow-all client/build.ts
+
+Bundles client/src/mod.ts into client/dist/interaction-tracking.min.js (git-ignored)
+and prints its size, minified and gzipped, and the npm packages inside it.`;
+
 if (import.meta.main) {
+  const [arg] = Deno.args;
+  if (arg === "-h" || arg === "--help") {
+    console.log(usage);
+    Deno.exit(0);
+  }
+  if (arg !== undefined) {
+    console.error(`build: unexpected argument ${arg}\n`);
+    console.error(usage);
+    Deno.exit(2);
+  }
   try {
-    const report = await buildClient();
-    console.log(
-      `${relative(Deno.cwd(), report.path)}: ${kib(report.bytes)} minified, ${
-        kib(report.gzipBytes)
-      } gzipped (packages: ${report.packages.join(", ") || "none"})`,
-    );
+    console.log(describeBundle(await buildClient(), Deno.cwd()));
   } finally {
     await stopBundler();
   }

@@ -36,7 +36,7 @@
  * @module
  */
 import { type InteractionHelpers, interactionHelpers } from "./helpers.ts";
-import { browserStorage, keys } from "./storage.ts";
+import { browserStorage, forgetVisitor, keys, pageLocalStorage } from "./storage.ts";
 import type { SessionMetrics } from "./session.ts";
 import { createTracker, type Tracker, type TrackerOptions } from "./tracker.ts";
 
@@ -55,11 +55,20 @@ export type { EntityType, EventType, FieldError } from "./contract.ts";
 
 let current: Tracker | null = null;
 
+// Before `initTracking()`: what a tracker's optOut() and optIn() do, in the page's storage.
 function setOptedOut(optedOut: boolean): void {
+  // Forgotten first, in localStorage even when it is full: then it has room
+  // for the flag, and the page's storage can be localStorage again.
+  const local = pageLocalStorage();
+  if (optedOut && local !== null) forgetVisitor(local);
   const storage = browserStorage();
   try {
-    if (optedOut) storage.setItem(keys.optedOut, "true");
-    else storage.removeItem(keys.optedOut);
+    if (optedOut) {
+      forgetVisitor(storage);
+      storage.setItem(keys.optedOut, "true");
+    } else {
+      storage.removeItem(keys.optedOut);
+    }
   } catch {
     // Nowhere to remember it; the tracker, once started, is asked again.
   }
@@ -93,7 +102,10 @@ export const interactionTracker = {
   flush(): Promise<void> {
     return current?.flush() ?? Promise.resolve();
   },
-  /** Stops collecting and clears the queue; remembered even before `initTracking()`. */
+  /**
+   * Stops collecting and clears every queue, the session and the anonymous id; remembered even
+   * before `initTracking()`.
+   */
   optOut(): void {
     if (current) current.optOut();
     else setOptedOut(true);

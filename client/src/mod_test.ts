@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { initTracking, interactionTracker, trackInteraction } from "./mod.ts";
+import { keys, MemoryStorage } from "./storage.ts";
 import type { SupabaseClientLike } from "./tracker.ts";
 import { blockedLocalStorage, withLocalStorage } from "../../test_support/local_storage.ts";
 
@@ -26,6 +27,77 @@ function fakeSupabase() {
 }
 
 const tick = (ms = 0) => new Promise((done) => setTimeout(done, ms));
+
+/** A localStorage that refuses a write taking it past `quota` characters, as browsers do. */
+class QuotaStorage extends MemoryStorage {
+  constructor(readonly quota: number) {
+    super();
+  }
+
+  /** Characters held, leaving out `key`'s item. */
+  used(key?: string): number {
+    let used = 0;
+    for (let i = 0; i < this.length; i++) {
+      const other = this.key(i)!;
+      if (other !== key) used += other.length + this.getItem(other)!.length;
+    }
+    return used;
+  }
+
+  override setItem(key: string, value: string): void {
+    if (this.used(key) + key.length + value.length > this.quota) {
+      throw new DOMException("The quota has been exceeded.", "QuotaExceededError");
+    }
+    super.setItem(key, value);
+  }
+}
+
+/** What earlier pages left: two tabs' queues, the session, the anonymous id, and the app's own. */
+function leftByEarlierPages(storage: MemoryStorage): void {
+  const event = { eventId: "e", sessionId: "s", anonymousId: "visitor-1", eventType: "view" };
+  storage.setItem(`${keys.queuePrefix}tab-1`, JSON.stringify([{ event, userId: null }]));
+  storage.setItem(`${keys.queuePrefix}tab-2`, JSON.stringify([{ event, userId: null }]));
+  storage.setItem(keys.session, JSON.stringify({ id: "s", anonymousId: "visitor-1" }));
+  storage.setItem(keys.anonymousId, "visitor-1");
+  storage.setItem("app:theme", "dark");
+}
+
+function contents(storage: MemoryStorage): Record<string, string> {
+  const items: Record<string, string> = {};
+  for (let i = 0; i < storage.length; i++) {
+    const key = storage.key(i)!;
+    items[key] = storage.getItem(key)!;
+  }
+  return items;
+}
+
+// First in this file: before any initTracking(), the singletons have no tracker.
+Deno.test("mod: an opt-out before initTracking() clears every queue, the session and the anonymous id", async () => {
+  const local = new MemoryStorage();
+  leftByEarlierPages(local);
+  await withLocalStorage({ value: local }, () => {
+    interactionTracker.optOut();
+    assert.deepEqual(contents(local), { [keys.optedOut]: "true", "app:theme": "dark" });
+    interactionTracker.optIn();
+    assert.deepEqual(contents(local), { "app:theme": "dark" });
+  });
+});
+
+Deno.test("mod: an opt-out before initTracking() in a full localStorage clears it and is stored there", async () => {
+  const local = new QuotaStorage(1_000);
+  leftByEarlierPages(local);
+  local.setItem("app:cache", "x".repeat(1_000 - local.used() - "app:cache".length));
+  await withLocalStorage({ value: local }, () => {
+    assert.throws(() => local.setItem(keys.optedOut, "true"), /quota/, "full");
+    interactionTracker.optOut();
+    assert.deepEqual(Object.keys(contents(local)).sort(), [
+      "app:cache",
+      "app:theme",
+      keys.optedOut,
+    ]);
+    interactionTracker.optIn();
+  });
+});
 
 Deno.test("mod: where localStorage is unusable, an opt-out before initTracking() still holds", async () => {
   await withLocalStorage(blockedLocalStorage, async () => {

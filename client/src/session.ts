@@ -122,7 +122,7 @@ export class SessionStore {
   current(principal: Principal): SessionState {
     const session = this.stored();
     if (session !== null && belongsTo(session, principal) && !this.#expired(session)) {
-      return session;
+      return this.#onClockNow(session);
     }
     return this.start(principal);
   }
@@ -159,6 +159,23 @@ export class SessionStore {
   clear(): void {
     this.#fallback = null;
     removeItem(this.#storage, keys.session);
+  }
+
+  // A wall clock set back (corrected after running ahead) puts the latest
+  // interaction in the future: idle time would be negative until the clock
+  // caught up, and the session would not end however long the visitor was
+  // away. Moved back by the same step, the session keeps its duration, and
+  // its idle time counts from now.
+  #onClockNow(session: SessionState): SessionState {
+    const step = session.lastActivityAt - this.#now();
+    if (step <= 0) return session;
+    const moved = {
+      ...session,
+      startedAt: session.startedAt - step,
+      lastActivityAt: session.lastActivityAt - step,
+    };
+    this.#write(moved);
+    return moved;
   }
 
   #expired(session: SessionState): boolean {

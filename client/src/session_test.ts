@@ -84,6 +84,47 @@ Deno.test("session: the session survives a reload (a new store on the same stora
   assert.deepEqual(JSON.parse(storage.getItem(keys.session)!), session);
 });
 
+Deno.test("session: after the wall clock is set back, idle sessions still end after 30 minutes", () => {
+  const time = clock();
+  const sessions = new SessionStore({ storage: new MemoryStorage(), now: time.now, newId: ids() });
+  sessions.record("view", visitor);
+  time.advance(10 * MINUTE);
+  sessions.record("click", visitor);
+  time.advance(-2 * 60 * MINUTE + MINUTE); // corrected by two hours, a minute later
+  const moved = sessions.record("view", visitor);
+  assert.deepEqual(moved, {
+    id: "session-1",
+    userId: null,
+    anonymousId: "visitor-1",
+    startedAt: Date.parse("2025-06-01T08:01:00Z"),
+    lastActivityAt: Date.parse("2025-06-01T08:11:00Z"),
+    interactionCount: 3,
+    pageViews: 2,
+  });
+  assert.equal(metricsOf(moved).duration, 10 * MINUTE);
+  time.advance(45 * MINUTE);
+  const second = sessions.record("view", visitor);
+  assert.equal(second.id, "session-2");
+  time.advance(20 * MINUTE);
+  assert.equal(metricsOf(sessions.record("click", visitor)).duration, 20 * MINUTE);
+  time.advance(50 * MINUTE);
+  assert.equal(sessions.record("view", visitor).id, "session-3");
+});
+
+Deno.test("session: read after the wall clock is set back, a session's idle time starts then", () => {
+  const time = clock();
+  const storage = new MemoryStorage();
+  const sessions = new SessionStore({ storage, now: time.now, newId: ids() });
+  sessions.record("view", visitor);
+  time.advance(-2 * 60 * MINUTE);
+  assert.equal(sessions.current(visitor).id, "session-1");
+  assert.equal(metricsOf(sessions.current(visitor)).duration, 0);
+  time.advance(45 * MINUTE);
+  // Another tab, or a reload, sees the same.
+  const reloaded = new SessionStore({ storage, now: time.now, newId: () => "session-2" });
+  assert.equal(reloaded.record("click", visitor).id, "session-2");
+});
+
 Deno.test("session: a different signed-in user gets a new session", () => {
   const time = clock();
   const sessions = new SessionStore({ storage: new MemoryStorage(), now: time.now, newId: ids() });

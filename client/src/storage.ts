@@ -111,6 +111,18 @@ export function browserStorage(): KeyValueStorage {
   }
 }
 
+/**
+ * The page's `localStorage` as it is, full or not, to read from or clean up;
+ * null where there is none or reading it throws (storage blocked).
+ */
+export function pageLocalStorage(): KeyValueStorage | null {
+  try {
+    return globalThis.localStorage ?? null;
+  } catch {
+    return null;
+  }
+}
+
 /** Every key of `storage` that starts with `prefix`. */
 export function keysWithPrefix(storage: KeyValueStorage, prefix: string): string[] {
   const found: string[] = [];
@@ -141,6 +153,26 @@ export function removeItem(storage: KeyValueStorage, key: string): void {
   } catch {
     // Nothing to clean up in a storage that cannot be written.
   }
+}
+
+/**
+ * Removes everything `storage` keeps about the visitor: every tab's queue,
+ * the session and the anonymous id. What the visitor chose (the opt-out)
+ * stays.
+ *
+ * @example
+ * ```ts
+ * import { browserStorage, forgetVisitor, keys } from "./storage.ts";
+ *
+ * const storage = browserStorage();
+ * forgetVisitor(storage);
+ * storage.getItem(keys.anonymousId); // null
+ * ```
+ */
+export function forgetVisitor(storage: KeyValueStorage): void {
+  for (const key of keysWithPrefix(storage, keys.queuePrefix)) removeItem(storage, key);
+  removeItem(storage, keys.session);
+  removeItem(storage, keys.anonymousId);
 }
 
 /** True when `error` says the storage is full. */

@@ -61,9 +61,11 @@ import {
 import {
   browserStorage,
   DEBUG_FLAG_KEY,
+  forgetVisitor,
   keys,
   keysWithPrefix,
   type KeyValueStorage,
+  pageLocalStorage,
   readItem,
   removeItem,
 } from "./storage.ts";
@@ -152,7 +154,10 @@ export interface TrackerOptions {
   maxQueueSize?: number;
   /** Idle time that ends a session, in milliseconds. Default 30 minutes. */
   sessionTimeoutMs?: number;
-  /** The retry curve. Default: 1 s doubling up to 60 s. */
+  /**
+   * The retry curve. Default: 1 s doubling up to 60 s, `Retry-After` honoured up to 5 minutes.
+   * Each field is a numeric option; a `maxMs` below `baseMs` is raised to it.
+   */
   backoff?: Partial<BackoffOptions>;
   /** Told about everything that went wrong. */
   onError?: (error: TrackerError) => void;
@@ -282,7 +287,9 @@ class InteractionTracker implements Tracker {
   #userId: string | null;
   #authKnown = false;
   #authAvailable = false;
-  #tokens = new Map<string, { token: string; expiresAt: number | null }>();
+  // Each user's latest token. `expiresAt` is on the device's clock (see
+  // #expiryOnDeviceClock); `stretched` when that moved it past the server's.
+  #tokens = new Map<string, { token: string; expiresAt: number | null; stretched: boolean }>();
   // Asking supabase-js who is signed in, until it answers or the wait ends.
   #authQuestion: Promise<void> | null = null;
   // Asking the auth server for a new token after a 401, likewise.
@@ -324,7 +331,7 @@ class InteractionTracker implements Tracker {
       MAX_EVENTS_PER_REQUEST,
       Math.floor(numberOption(options.maxEventsPerRequest, MAX_EVENTS_PER_REQUEST)),
     );
-    this.#backoff = { ...defaultBackoff, ...options.backoff };
+    this.#backoff = backoffOptions(options.backoff);
     this.#onError = options.onError;
     this.#storage = options.storage ?? browserStorage();
     this.#now = options.now ?? Date.now;
@@ -679,8 +686,9 @@ class InteractionTracker implements Tracker {
     }
   }
 
-  // The server refused a token of the signed-in user that looked valid here:
-  // the device's clock may be behind the server's, or the token was revoked.
+  // The server refused a token of the signed-in user that was taken as valid:
+  // the device's clock may be behind the server's, the token was revoked, or
+  // it was a stale one taken for fresh on a clock that seemed ahead.
   // A new one from the auth server, and the batch goes again ("renewed"); if
   // none can be had now, it waits for a retry ("unavailable"). The token the
   // last renewal gave, refused before the server accepted any request, or one
@@ -693,15 +701,20 @@ class InteractionTracker implements Tracker {
     userId: string,
     sentWith: string | undefined,
   ): Promise<"renewed" | "unavailable" | "refused"> {
-    const refused = this.#tokens.get(userId)?.token;
+    const known = this.#tokens.get(userId);
+    const refused = known?.token;
     if (userId === this.#userId && refused !== undefined && sentWith !== `Bearer ${refused}`) {
       return "renewed";
     }
     const auth = this.#authAvailable ? this.#supabase.auth : undefined;
-    if (
-      userId !== this.#userId || refused === undefined || refused === this.#renewedToken ||
-      typeof auth?.refreshSession !== "function"
-    ) return "refused";
+    if (userId !== this.#userId || refused === undefined || refused === this.#renewedToken) {
+      return "refused";
+    }
+    if (typeof auth?.refreshSession !== "function") {
+      // Sent only because the device's clock seemed ahead, the token may just
+      // be stale: its user is still signed in, and supabase-js may give another.
+      return known?.stretched ? "unavailable" : "refused";
+    }
     if (this.#renewal === null) {
       const asked = auth.refreshSession().then(
         (answer) => answer?.data?.session ?? null,
@@ -900,11 +913,8 @@ class InteractionTracker implements Tracker {
 
   #forgetEverything(): void {
     this.#queue.clear();
-    for (const key of keysWithPrefix(this.#storage, keys.queuePrefix)) {
-      removeItem(this.#storage, key);
-    }
     this.#sessions.clear();
-    removeItem(this.#storage, keys.anonymousId);
+    forgetVisitor(this.#storage);
     this.#memoryAnonymousId = null;
     this.#endBackoff();
   }
@@ -981,16 +991,43 @@ class InteractionTracker implements Tracker {
 
   #useSession(session: AuthSession | null): void {
     const userId = session?.user?.id ?? null;
-    if (session && userId !== null && typeof session.access_token === "string") {
+    // A token handed over again keeps the expiry reckoned when it first came:
+    // reckoned again, one gone stale on the way would look fresh for ever.
+    if (
+      session && userId !== null && typeof session.access_token === "string" &&
+      this.#tokens.get(userId)?.token !== session.access_token
+    ) {
+      const serverExpiry = typeof session.expires_at === "number"
+        ? session.expires_at * 1000
+        : null;
+      const expiresAt = this.#expiryOnDeviceClock(serverExpiry, session.access_token);
       this.#tokens.set(userId, {
         token: session.access_token,
-        expiresAt: typeof session.expires_at === "number" ? session.expires_at * 1000 : null,
+        expiresAt,
+        stretched: expiresAt !== serverExpiry,
       });
     }
     if (userId !== this.#userId) this.#debug(`signed-in user is now ${userId ?? "nobody"}`);
     this.#userId = userId;
     this.#authKnown = true;
     this.#confirmProvisional();
+  }
+
+  // `expires_at` is on the auth server's clock. On a device whose clock runs
+  // ahead of it, every token supabase-js hands over, even one just refreshed,
+  // looks expired, and the user's events would wait forever. So a token that
+  // looks expired when it arrives gets its lifetime counted from its arrival,
+  // as its issue time (`iat`) tells how far ahead the clock is. One really
+  // stale is then sent once, refused with a 401, and renewed.
+  #expiryOnDeviceClock(serverExpiry: number | null, token: string): number | null {
+    if (serverExpiry === null || !this.#looksExpired(serverExpiry)) return serverExpiry;
+    const issuedAt = issuedAtMs(token);
+    if (issuedAt === null) return serverExpiry;
+    return serverExpiry + Math.max(0, this.#now() - issuedAt);
+  }
+
+  #looksExpired(expiresAt: number | null): boolean {
+    return expiresAt !== null && expiresAt - TOKEN_EXPIRY_MARGIN_MS <= this.#now();
   }
 
   #awaitingAuth(): boolean {
@@ -1043,18 +1080,15 @@ class InteractionTracker implements Tracker {
     // Without access to supabase.auth, supabase-js chooses the token itself.
     if (!this.#authAvailable) return {};
     if (userId === null) {
-      // Always the key as the bearer: without one, supabase-js sends the token
-      // of whoever is signed in now, and the events would become theirs. A
-      // publishable key is no JWT: the server refuses it, and that is reported.
+      // Always the key as the bearer, anon key or publishable key: without
+      // one, supabase-js sends the token of whoever is signed in now, and the
+      // events would become theirs.
       if (this.#apiKey !== null) return { Authorization: `Bearer ${this.#apiKey}` };
       // No key at hand: supabase-js sends its own while nobody is signed in.
       return this.#userId === null ? {} : null;
     }
     const token = this.#tokens.get(userId);
-    if (
-      token === undefined ||
-      (token.expiresAt !== null && token.expiresAt - TOKEN_EXPIRY_MARGIN_MS <= this.#now())
-    ) return null;
+    if (token === undefined || this.#looksExpired(token.expiresAt)) return null;
     return { Authorization: `Bearer ${token.token}` };
   }
 
@@ -1146,8 +1180,16 @@ class InteractionTracker implements Tracker {
   }
 
   #debug(message: string, ...details: unknown[]): void {
-    if (readItem(this.#storage, DEBUG_FLAG_KEY) !== "true") return;
+    if (!this.#debugging()) return;
     console.log(`[interactions] ${message}`, ...details);
+  }
+
+  // The developer sets the switch in localStorage, which still says it when
+  // the tracker keeps its state elsewhere (in memory, localStorage being full).
+  #debugging(): boolean {
+    const local = pageLocalStorage();
+    return (local !== null && readItem(local, DEBUG_FLAG_KEY) === "true") ||
+      readItem(this.#storage, DEBUG_FLAG_KEY) === "true";
   }
 }
 
@@ -1170,6 +1212,35 @@ function numberOption(value: number | undefined, fallback: number): number {
   return typeof value === "number" && Number.isFinite(value) && value > 0
     ? Math.min(value, MAX_TIMER_MS)
     : fallback;
+}
+
+// When the JWT `token` was issued, in epoch milliseconds, from its `iat`
+// claim; null when it is no JWT or has no readable `iat`.
+function issuedAtMs(token: string): number | null {
+  const parts = token.split(".");
+  if (parts.length !== 3) return null;
+  try {
+    const base64 = parts[1].replace(/-/g, "+").replace(/_/g, "/");
+    const binary = atob(base64.padEnd(Math.ceil(base64.length / 4) * 4, "="));
+    const payload = JSON.parse(
+      new TextDecoder().decode(Uint8Array.from(binary, (char) => char.charCodeAt(0))),
+    );
+    const iat = typeof payload === "object" && payload !== null ? payload.iat : undefined;
+    return typeof iat === "number" && Number.isFinite(iat) ? iat * 1000 : null;
+  } catch {
+    return null;
+  }
+}
+
+// Each field as a numeric option: a zero or NaN delay would retry at once,
+// again and again, through an outage. A cap below the first delay is raised to it.
+function backoffOptions(given: Partial<BackoffOptions> | undefined): BackoffOptions {
+  const baseMs = numberOption(given?.baseMs, defaultBackoff.baseMs);
+  return {
+    baseMs,
+    maxMs: Math.max(baseMs, numberOption(given?.maxMs, defaultBackoff.maxMs)),
+    maxRetryAfterMs: numberOption(given?.maxRetryAfterMs, defaultBackoff.maxRetryAfterMs),
+  };
 }
 
 function describe(error: unknown): string {

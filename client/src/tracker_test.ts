@@ -3,6 +3,7 @@ import { EVENT_TYPES } from "./contract.ts";
 import { interactionHelpers, type Metadata } from "./helpers.ts";
 import { readQueue } from "./queue.ts";
 import { keysWithPrefix, MemoryStorage } from "./storage.ts";
+import { blockedLocalStorage, withLocalStorage } from "../../test_support/local_storage.ts";
 import {
   type AuthSession,
   createTracker,
@@ -195,6 +196,50 @@ Deno.test("tracker: numeric options that are not positive numbers take their def
       assert.equal(calls.length, 1, "the 20th sends them");
       assert.equal(tracker.pendingCount(), 0, "answered, not aborted");
       assert.deepEqual(errors, []);
+    },
+  );
+});
+
+Deno.test("tracker: backoff fields that are not positive numbers take their defaults: no retry storm", async () => {
+  const cases: Array<[TrackerOptions["backoff"], Record<string, string>, number]> = [
+    // [backoff, the 503's headers, the delay before the first retry with no jitter]
+    [{ baseMs: 0 }, {}, 500],
+    [{ maxMs: 0 }, {}, 500],
+    [{ baseMs: undefined }, {}, 500],
+    [{ baseMs: NaN, maxMs: Infinity }, {}, 500],
+    [{ baseMs: -1_000, maxMs: -1 }, {}, 500],
+    [{ maxRetryAfterMs: 0 }, { "Retry-After": "1" }, 1_000],
+    [{ maxRetryAfterMs: NaN }, { "Retry-After": "1" }, 1_000],
+  ];
+  for (const [backoff, headers, delay] of cases) {
+    const { supabase, calls, replies } = fakeSupabase();
+    for (let i = 0; i < 1_000; i++) replies.push(failing(503, headers));
+    await withTracker({ supabase, backoff, random: () => 0 }, async (tracker, errors) => {
+      tracker.trackInteraction.view("event", "e1");
+      await tracker.flush();
+      await tick(100);
+      const label = JSON.stringify(backoff);
+      assert.equal(calls.length, 1, `${label}: one request, then the wait`);
+      assert.deepEqual(
+        errors.map((e) => [e.kind, (e as { retryInMs?: number }).retryInMs]),
+        [["network", delay]],
+        label,
+      );
+    });
+  }
+});
+
+Deno.test("tracker: a backoff maxMs below baseMs is raised to baseMs", async () => {
+  const { supabase, replies } = fakeSupabase();
+  replies.push(offline, offline);
+  await withTracker(
+    { supabase, backoff: { baseMs: 4_000, maxMs: 1_000 }, random: () => 0 },
+    async (tracker, errors) => {
+      tracker.trackInteraction.view("event", "e1");
+      await tracker.flush();
+      await tracker.flush();
+      // Half of 4 s, and no more after: the curve is neither cut to 1 s nor grows past 4 s.
+      assert.deepEqual(errors.map((e) => (e as { retryInMs?: number }).retryInMs), [2_000, 2_000]);
     },
   );
 });
@@ -733,6 +778,125 @@ Deno.test("tracker: a reload while offline with an expired token keeps the user'
       ]),
       [["Bearer dave-2", ["a1", "e1"]]],
     );
+  });
+});
+
+/** A JWT with `payload` as its claims (the signature is not checked here). */
+function jwt(payload: unknown): string {
+  const base64url = (text: string) =>
+    btoa(text).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+  return `${base64url('{"alg":"HS256"}')}.${base64url(JSON.stringify(payload))}.signature`;
+}
+
+Deno.test("tracker: a device clock hours ahead of the server's still sends a user's events with their token", async () => {
+  const serverNow = Date.parse("2025-06-01T10:00:00Z");
+  const time = clock(serverNow + 2 * HOUR);
+  // As supabase-js keeps it: the server's expires_at, a token issued just now.
+  const token = jwt({ sub: "erin", iat: serverNow / 1000, exp: serverNow / 1000 + 3600 });
+  const erin = { access_token: token, expires_at: serverNow / 1000 + 3600, user: { id: "erin" } };
+  const { supabase, calls } = fakeSupabase(erin);
+  await withTracker({ supabase, now: time.now, random: () => 0 }, async (tracker, errors) => {
+    const id = tracker.trackInteraction.like("artist", "a1", true, { artist_name: "X" });
+    await tracker.flush();
+    assert.deepEqual(
+      calls.map((c) => [c.headers.Authorization, c.body.events.map((e) => e.eventId)]),
+      [[`Bearer ${token}`, [id]]],
+    );
+    assert.equal(tracker.pendingCount(), 0);
+    assert.equal(errors.length, 0);
+    // The token lasts as long as it does on the server's clock (less the
+    // usual 10 s margin), and no longer.
+    time.advance(HOUR - 10_001);
+    tracker.trackInteraction.view("event", "e2");
+    await tracker.flush();
+    assert.equal(calls.length, 2);
+    time.advance(1);
+    tracker.trackInteraction.view("event", "e3");
+    await tracker.flush();
+    assert.equal(calls.length, 2);
+    assert.equal(tracker.pendingCount(), 1);
+    assert.deepEqual(errors.map((e) => e.message), [
+      "no valid access token for the signed-in user yet; 1 events kept, retry in 500 ms",
+    ]);
+  });
+});
+
+Deno.test("tracker: a token that looks expired and tells no issue time waits for a fresh one", async () => {
+  const serverNow = Date.parse("2025-06-01T10:00:00Z");
+  const expiresAt = serverNow / 1000 + 3600;
+  const tokens = [
+    jwt({ sub: "erin", exp: expiresAt }),
+    jwt({ iat: "yesterday" }),
+    jwt(null),
+    "header.!!!.signature",
+    "not-a-jwt",
+  ];
+  for (const token of tokens) {
+    const time = clock(serverNow + 2 * HOUR);
+    const erin = { access_token: token, expires_at: expiresAt, user: { id: "erin" } };
+    const { supabase, calls } = fakeSupabase(erin);
+    await withTracker({ supabase, now: time.now, random: () => 1 }, async (tracker, errors) => {
+      tracker.trackInteraction.view("event", "e1");
+      await tracker.flush();
+      assert.equal(calls.length, 0, token);
+      assert.equal(tracker.pendingCount(), 1, token);
+      assert.deepEqual(errors.map((e) => e.kind), ["network"], token);
+    });
+  }
+});
+
+Deno.test("tracker: a stale token taken for fresh on a clock that seemed ahead is refused once, then renewed", async () => {
+  const time = clock();
+  const issuedAt = time.now() / 1000 - 2 * 3600;
+  const stale = jwt({ sub: "frank", iat: issuedAt, exp: issuedAt + 3600 });
+  const { supabase, calls, replies, auth } = fakeSupabase({
+    access_token: stale,
+    expires_at: issuedAt + 3600,
+    user: { id: "frank" },
+  });
+  auth.renewed = {
+    access_token: "frank-2",
+    expires_at: time.now() / 1000 + 3600,
+    user: { id: "frank" },
+  };
+  replies.push(failing(401, {}, JWT_EXPIRED));
+  await withTracker({ supabase, now: time.now }, async (tracker, errors) => {
+    const id = tracker.trackInteraction.follow("artist", "a1", { artist_name: "X" });
+    await tracker.flush();
+    assert.deepEqual(
+      calls.map((c) => [c.headers.Authorization, c.body.events.map((e) => e.eventId)]),
+      [[`Bearer ${stale}`, [id]], ["Bearer frank-2", [id]]],
+    );
+    assert.equal(auth.refreshes, 1);
+    assert.equal(tracker.pendingCount(), 0);
+    assert.deepEqual(errors, []);
+  });
+});
+
+Deno.test("tracker: with no way to renew it, a stale token taken for fresh keeps the user's events", async () => {
+  const time = clock();
+  const issuedAt = time.now() / 1000 - 2 * 3600;
+  const stale = jwt({ sub: "frank", iat: issuedAt, exp: issuedAt + 3600 });
+  const frank = { access_token: stale, expires_at: issuedAt + 3600, user: { id: "frank" } };
+  const { supabase, calls, replies, auth } = fakeSupabase(frank);
+  const withoutRefresh = { ...supabase, auth: { ...auth, refreshSession: undefined } };
+  replies.push(failing(401, {}, JWT_EXPIRED));
+  await withTracker({ supabase: withoutRefresh, now: time.now }, async (tracker, errors) => {
+    const id = tracker.trackInteraction.follow("artist", "a1", { artist_name: "X" });
+    await tracker.flush();
+    assert.equal(calls.length, 1);
+    assert.equal(tracker.pendingCount(), 1, "kept: frank is still signed in");
+    assert.deepEqual(errors.map((e) => [e.kind, (e as { status?: unknown }).status]), [
+      ["network", 401],
+    ]);
+    // supabase-js refreshes the session itself: the events go with the new token.
+    auth.signIn({ ...frank, access_token: "frank-2", expires_at: time.now() / 1000 + 3600 });
+    await tracker.flush();
+    assert.deepEqual(
+      calls.map((c) => [c.headers.Authorization, c.body.events.map((e) => e.eventId)]),
+      [[`Bearer ${stale}`, [id]], ["Bearer frank-2", [id]]],
+    );
+    assert.equal(tracker.pendingCount(), 0);
   });
 });
 
@@ -1517,6 +1681,58 @@ Deno.test("tracker: logs to the console only when synth_debug_interactions is tr
     "[interactions] tracked view event e2",
     "[interactions] invalid view event: metadata.artist_name Required",
   ]);
+});
+
+Deno.test("tracker: logs when localStorage, full, says synth_debug_interactions and the tracker keeps its state in memory", async () => {
+  const items = new Map([["synth_debug_interactions", "true"]]);
+  const full = {
+    get length() {
+      return items.size;
+    },
+    key: (index: number) => [...items.keys()][index] ?? null,
+    getItem: (key: string) => items.get(key) ?? null,
+    setItem: () => {
+      throw new DOMException("The quota has been exceeded.", "QuotaExceededError");
+    },
+    removeItem: (key: string) => void items.delete(key),
+  };
+  const { supabase } = fakeSupabase();
+  const logged: string[] = [];
+  const original = console.log;
+  console.log = (message: string) => void logged.push(message);
+  try {
+    await withLocalStorage(
+      { value: full },
+      () =>
+        withTracker({ supabase, storage: new MemoryStorage() }, (tracker) => {
+          tracker.trackInteraction.view("event", "e1");
+        }),
+    );
+  } finally {
+    console.log = original;
+  }
+  assert.ok(logged.includes("[interactions] tracked view event e1"), logged.join("\n"));
+});
+
+Deno.test("tracker: where localStorage is blocked, the debug switch is read from the tracker's storage", async () => {
+  const storage = new MemoryStorage();
+  storage.setItem("synth_debug_interactions", "true");
+  const { supabase } = fakeSupabase();
+  const logged: string[] = [];
+  const original = console.log;
+  console.log = (message: string) => void logged.push(message);
+  try {
+    await withLocalStorage(
+      blockedLocalStorage,
+      () =>
+        withTracker({ supabase, storage }, (tracker) => {
+          tracker.trackInteraction.view("event", "e1");
+        }),
+    );
+  } finally {
+    console.log = original;
+  }
+  assert.ok(logged.includes("[interactions] tracked view event e1"), logged.join("\n"));
 });
 
 Deno.test("tracker: an onError handler that throws never reaches the app", async () => {
