@@ -99,6 +99,35 @@ Deno.test("mod: an opt-out before initTracking() in a full localStorage clears i
   });
 });
 
+Deno.test("mod: a tracker kept in memory by a full localStorage opts out and in there too", async () => {
+  const local = new QuotaStorage(1_000);
+  leftByEarlierPages(local);
+  local.setItem(keys.optedOut, "true");
+  local.setItem("app:cache", "x".repeat(1_000 - local.used() - "app:cache".length));
+  await withLocalStorage({ value: local }, () => {
+    const { supabase } = fakeSupabase();
+    const tracker = initTracking({ supabase, apiKey: "anon-key", flushIntervalMs: 60_000 });
+    try {
+      assert.equal(tracker.isOptedOut(), true, "the stored opt-out is taken over");
+      // Opted in: the next page, reading localStorage, must not opt out again.
+      tracker.optIn();
+      assert.equal(local.getItem(keys.optedOut), null);
+      assert.equal(tracker.isOptedOut(), false);
+      // Opted out again: what earlier pages left in localStorage goes too,
+      // and the choice is stored there for the next page.
+      tracker.optOut();
+      assert.deepEqual(Object.keys(contents(local)).sort(), [
+        "app:cache",
+        "app:theme",
+        keys.optedOut,
+      ]);
+    } finally {
+      tracker.optIn();
+      tracker.destroy();
+    }
+  });
+});
+
 Deno.test("mod: where localStorage is unusable, an opt-out before initTracking() still holds", async () => {
   await withLocalStorage(blockedLocalStorage, async () => {
     interactionTracker.optOut();

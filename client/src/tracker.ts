@@ -459,6 +459,18 @@ class InteractionTracker implements Tracker {
     this.#optedOutHere = true;
     // Forgotten first: a full storage has room for the flag once the queues are gone.
     this.#forgetEverything();
+    // Kept in memory, localStorage being full, the tracker clears what
+    // earlier pages left there too, and stores the choice where the next
+    // page will look for it, if there is room now.
+    const local = pageLocalStorage();
+    if (local !== null && local !== this.#storage) {
+      forgetVisitor(local);
+      try {
+        local.setItem(keys.optedOut, "true");
+      } catch {
+        // Still full: the choice holds for this page.
+      }
+    }
     try {
       this.#storage.setItem(keys.optedOut, "true");
       this.#optedOutHere = null;
@@ -469,6 +481,10 @@ class InteractionTracker implements Tracker {
   }
 
   optIn(): void {
+    // Also where an opt-out stored there, localStorage being full then, would
+    // be taken over again by the next page.
+    const local = pageLocalStorage();
+    if (local !== null && local !== this.#storage) removeItem(local, keys.optedOut);
     try {
       this.#storage.removeItem(keys.optedOut);
       this.#optedOutHere = null;
