@@ -367,5 +367,9 @@ function apiKeysFromEnv(
     values = Object.values(parsed);
   }
   values.push(env.get(`SUPABASE_${kind}_KEY`));
-  return values.filter((key): key is string => typeof key === "string" && key.startsWith(prefix));
+  // Trimmed, as the header's value is: a key copied with a newline from a
+  // .env file would otherwise never match, and every request be refused.
+  return values
+    .map((key) => typeof key === "string" ? key.trim() : key)
+    .filter((key): key is string => typeof key === "string" && key.startsWith(prefix));
 }

@@ -309,11 +309,11 @@ Deno.test("an API key that is not the project's, or only nearly, is refused", as
   });
 });
 
-Deno.test("the single SUPABASE_PUBLISHABLE_KEY and SUPABASE_SECRET_KEY are read too", () => {
+Deno.test("the single SUPABASE_PUBLISHABLE_KEY and SUPABASE_SECRET_KEY are read too, trimmed", () => {
   const keys = keysFromEnv(envOf({
     SUPABASE_JWT_SECRET: secret,
-    SUPABASE_PUBLISHABLE_KEY: publishable,
-    SUPABASE_SECRET_KEY: secretKey,
+    SUPABASE_PUBLISHABLE_KEY: ` ${publishable}\r\n`,
+    SUPABASE_SECRET_KEY: `${secretKey}\n`,
   }));
   assert.deepEqual(keys.publishableKeys, [publishable]);
   assert.deepEqual(keys.secretKeys, [secretKey]);

@@ -205,31 +205,42 @@ const metadataObject = z.custom<Record<string, unknown>>(isJsonObject, {
   ),
 );
 
-// --- numbers as the request wrote them ----------------------------------------
+// --- integers a float cannot hold ----------------------------------------------
 
 /**
- * A number of a request's JSON text that a 64-bit float does not hold as
- * written: an integer past 2^53 that would be rounded (a 19-digit id, say),
- * more significant digits than a float keeps, or a value so small it would
- * become 0. It stands in for the number (see {@link parseJson}), so that
- * validation refuses it where it is instead of storing another value.
+ * What stands in for an integer a 64-bit float cannot hold (see
+ * {@link parseJson}): a string no accepted event can hold, since `\u0000` is
+ * refused everywhere, that validation reports as this integer's problem.
  */
-class InexactNumber {
-  constructor(readonly source: string) {}
+const UNSAFE_INTEGER = "\u0000unsafe integer:";
+
+/** Whether a parsed JSON value holds a number beyond 2^53 in magnitude, at any depth. */
+function holdsBigNumber(root: unknown): boolean {
+  const stack = [root];
+  while (stack.length > 0) {
+    const value = stack.pop();
+    if (typeof value === "number") {
+      if (Math.abs(value) > Number.MAX_SAFE_INTEGER && Number.isFinite(value)) return true;
+    } else if (Array.isArray(value)) {
+      stack.push(...value);
+    } else if (typeof value === "object" && value !== null) {
+      for (const key in value) stack.push((value as Record<string, unknown>)[key]);
+    }
+  }
+  return false;
 }
 
-/**
- * Number tokens long enough to be inexact: 16 or more digits, or a negative
- * exponent of 3 or more digits. It may also match digits inside a string,
- * which only costs the slower parse; a UUID holds no such run.
- */
-const longNumber = /-?\d[\d.]{15,}(?:[eE][+-]?\d+)?|-?\d+(?:\.\d+)?[eE]-\d{3,}(?=[\s,\]}])/g;
+/** Whether the quote at `at` is escaped: an odd number of backslashes before it. */
+function escapedAt(text: string, at: number): boolean {
+  let backslashes = 0;
+  while (text.charCodeAt(at - 1 - backslashes) === 92) backslashes++;
+  return backslashes % 2 === 1;
+}
 
 /** `text`, a JSON number, as sign, significant digits and exponent: `-12e3`. */
-function canonicalNumber(text: string): string | null {
-  const parts = /^(-?)(\d+)(?:\.(\d+))?(?:[eE]([+-]?\d+))?$/.exec(text);
-  if (!parts) return null;
-  const [, sign, whole, fraction = "", exponent = "0"] = parts;
+function canonicalNumber(text: string): string {
+  const [, sign, whole, fraction = "", exponent = "0"] =
+    /^(-?)(\d+)(?:\.(\d+))?(?:[eE]([+-]?\d+))?$/.exec(text)!;
   const digits = (whole + fraction).replace(/^0+/, "");
   if (digits === "") return "0";
   const significant = digits.replace(/0+$/, "");
@@ -238,40 +249,75 @@ function canonicalNumber(text: string): string | null {
 }
 
 /**
- * Whether the number `source` parses to reads back as `source`, once zeros
- * and notation are set aside. Infinity is left to the finite-number check.
+ * Whether the integer literal `written` stands for a value the float it
+ * parses to does not hold: neither that float's exact value (2^60 written in
+ * full) nor the shortest way to write it, which is how JavaScript and most
+ * JSON writers write a float (`3899683423474922500`).
  */
-function readsAsWritten(source: string): boolean {
-  const value = Number(source);
-  return !Number.isFinite(value) || canonicalNumber(source) === canonicalNumber(String(value));
-}
-
-function markInexact(_key: string, value: unknown, context?: { source?: string }): unknown {
-  return typeof value === "number" && context?.source !== undefined &&
-      !readsAsWritten(context.source)
-    ? new InexactNumber(context.source)
-    : value;
+function roundedInteger(written: string): boolean {
+  const value = Number(written);
+  return BigInt(written) !== BigInt(value) &&
+    canonicalNumber(written) !== canonicalNumber(String(value));
 }
 
 /**
- * Parses a request body like `JSON.parse`, except that a number JavaScript
- * cannot hold as written is kept as a marker that {@link validateEvent}
- * refuses, naming its field: storing `1234567890123456800` for a sent
- * `1234567890123456789` would change the data without a word. Throws a
+ * Where JSON `text` writes an integer literal (digits, maybe a zero
+ * fraction) that the float it parses to does not hold (see
+ * {@link roundedInteger}): `[start, end)` of each, strings left out.
+ */
+function unsafeIntegerLiterals(text: string): Array<[number, number]> {
+  const found: Array<[number, number]> = [];
+  let at = 0;
+  while (at < text.length) {
+    const quote = text.indexOf('"', at);
+    const outside = quote === -1 ? text.length : quote;
+    for (let start = at; start < outside; start++) {
+      const c = text.charCodeAt(start);
+      if (c !== 45 && (c < 48 || c > 57)) continue;
+      let end = start + 1;
+      while (end < outside && /[\d.eE+-]/.test(text[end])) end++;
+      const integer = /^(-?\d{16,})(?:\.0*)?$/.exec(text.slice(start, end));
+      if (integer && roundedInteger(integer[1])) found.push([start, end]);
+      start = end;
+    }
+    if (quote === -1) break;
+    let close = quote;
+    do close = text.indexOf('"', close + 1); while (close !== -1 && escapedAt(text, close));
+    if (close === -1) break;
+    at = close + 1;
+  }
+  return found;
+}
+
+/**
+ * Parses a request body like `JSON.parse`, with one difference: an integer
+ * a 64-bit float cannot hold (past 2^53, like a 19-digit id) is not rounded
+ * into another number but kept as a marker that {@link validateEvent}
+ * refuses at its field. Other numbers are read as JSON.parse reads them.
+ * Only a body holding a number past 2^53 is looked at twice. Throws a
  * SyntaxError for text that is not JSON.
  */
 export function parseJson(text: string): unknown {
-  for (const [token] of text.matchAll(longNumber)) {
-    // Only then the slower parse that sees each number's text.
-    if (!readsAsWritten(token)) return JSON.parse(text, markInexact);
+  const parsed = JSON.parse(text);
+  if (!holdsBigNumber(parsed)) return parsed;
+  const unsafe = unsafeIntegerLiterals(text);
+  if (unsafe.length === 0) return parsed;
+  let marked = "";
+  let from = 0;
+  for (const [start, end] of unsafe) {
+    marked += text.slice(from, start) + JSON.stringify(UNSAFE_INTEGER + text.slice(start, end));
+    from = end;
   }
-  return JSON.parse(text);
+  return JSON.parse(marked + text.slice(from));
 }
 
-const inexactMessage = (number: InexactNumber) =>
-  `must be a number a 64-bit float holds as written; send ${
-    number.source.length > 40 ? `${number.source.slice(0, 39)}…` : number.source
-  } as a string`;
+/** The problem of a value {@link parseJson} marked, or null for any other value. */
+function unsafeIntegerProblem(value: string): string | null {
+  if (!value.startsWith(UNSAFE_INTEGER)) return null;
+  const written = value.slice(UNSAFE_INTEGER.length);
+  const shown = written.length > 40 ? `${written.slice(0, 39)}…` : written;
+  return `is an integer beyond 2^53, which a 64-bit float cannot hold: send ${shown} as a string`;
+}
 
 // --- strings Postgres can store ------------------------------------------------
 
@@ -285,9 +331,9 @@ interface Unstorable {
  * Walks a JSON value without recursion (it may be nested thousands of levels)
  * and reports every string, key or value, that Postgres cannot store: one
  * holding `\u0000` or a lone UTF-16 surrogate, and every number JSON parsing
- * turned into Infinity (`1e400`), which would be stored as null, or could not
- * hold as written (see {@link parseJson}) (and every bigint, which JSON
- * cannot hold). It also
+ * turned into Infinity (`1e400`), which would be stored as null (and every
+ * bigint, which JSON cannot hold); an integer {@link parseJson} marked is
+ * reported as such. It also
  * reports nesting deeper than `maxDepth` levels. Reports stop at
  * {@link MAX_ERRORS_PER_EVENT}.
  */
@@ -300,7 +346,11 @@ function unstorableParts(root: unknown, maxDepth: number): Unstorable[] {
     const { value, path, depth } = stack.pop()!;
     if (typeof value === "string") {
       if (!storableString(value)) {
-        found.push({ path, message: "must not contain \\u0000 or an unpaired surrogate" });
+        found.push({
+          path,
+          message: unsafeIntegerProblem(value) ??
+            "must not contain \\u0000 or an unpaired surrogate",
+        });
       }
       continue;
     }
@@ -310,10 +360,6 @@ function unstorableParts(root: unknown, maxDepth: number): Unstorable[] {
     }
     if (typeof value === "bigint") {
       found.push({ path, message: "must be a JSON number, not a bigint" });
-      continue;
-    }
-    if (value instanceof InexactNumber) {
-      found.push({ path, message: inexactMessage(value) });
       continue;
     }
     if (typeof value !== "object" || value === null) continue;
@@ -375,7 +421,7 @@ function allStorable(value: unknown, levels: number): boolean {
       return true;
   }
   if (value === null) return true;
-  if (levels === 0 || value instanceof InexactNumber) return false;
+  if (levels === 0) return false;
   if (Array.isArray(value)) {
     for (const child of value) if (!allStorable(child, levels - 1)) return false;
     return true;

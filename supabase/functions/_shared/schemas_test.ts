@@ -392,7 +392,7 @@ Deno.test("parseTrackBody accepts 500 events and refuses 501 as too many", () =>
   });
 });
 
-// --- numbers as the request wrote them ------------------------------------------
+// --- integers a float cannot hold ------------------------------------------------
 
 /** An event with `metadata` written as raw JSON text, parsed as the function parses it. */
 const eventWithMetadata = (metadataJson: string) =>
@@ -400,60 +400,103 @@ const eventWithMetadata = (metadataJson: string) =>
     `{"eventType":"view","entityType":"event","entityId":"event-1","metadata":${metadataJson}}`,
   );
 
-Deno.test("parseJson reads every number a float holds as written exactly as JSON.parse", () => {
-  const text = JSON.stringify({
-    numbers: [
-      0.30000000000000004,
-      0.6666666666666666,
-      9007199254740992,
-      -1.7976931348623157e308,
-      5e-324,
-      123456789012345680000,
-      1e21,
-      0,
-    ],
-  }).replace("]", ", 1E2, 100.000000000000000, -0.0, 1.5e300, 2.5e-300, 1e400]");
+Deno.test("parseJson reads every float as JSON.parse does, in any notation, even beside a big id", () => {
+  const floats = [
+    "0.30000000000000004",
+    "0.10000000000000001",
+    "0.12345678901234567890123",
+    "9007199254740992",
+    "1152921504606846976",
+    "-1.7976931348623157e308",
+    "5e-324",
+    "1e-400",
+    "1.5e300",
+    "1E2",
+    "100.000000000000000",
+    "-0.0",
+    "1e400",
+  ];
+  for (let i = 0; i < 1000; i++) {
+    const x = (Math.random() - 0.5) * 10 ** Math.floor(Math.random() * 40 - 20);
+    floats.push(String(x), x.toPrecision(17), x.toExponential(16));
+  }
+  const text = `{"numbers": [${floats.join(", ")}]}`;
   assert.deepEqual(parseJson(text), JSON.parse(text));
-  // The same where an inexact number elsewhere makes the parse look at each one.
-  const mixed = text.replace(/}$/, ', "id": 1234567890123456789}');
+  // Read the same where a big id elsewhere makes the body be looked at twice.
+  const mixed = `{"numbers": [${floats.join(", ")}], "id": 1234567890123456789}`;
   const parsed = parseJson(mixed) as { numbers: number[]; id: unknown };
   assert.deepEqual(parsed.numbers, JSON.parse(mixed).numbers);
-  assert.notEqual(typeof parsed.id, "number");
+  assert.equal(typeof parsed.id, "string");
 });
 
-Deno.test("a number a float cannot hold as written is refused at its path, not changed", () => {
-  assertErrors(eventWithMetadata('{"discord_id": 1234567890123456789, "city": "Austin"}'), [
-    [
-      "metadata.discord_id",
-      /^must be a number a 64-bit float holds as written; send 1234567890123456789 as a string$/,
-    ],
-  ]);
-  for (const number of ["9007199254740993", "0.12345678901234567890123", "1e-400", "-2.5e-999"]) {
-    assertErrors(eventWithMetadata(`{"deep": {"list": [1, ${number}]}}`), [
-      ["metadata.deep.list.1", /as written/],
+Deno.test("an integer beyond 2^53 that a float cannot hold is refused at its path, not rounded", () => {
+  assert.deepEqual(
+    errorsOf(eventWithMetadata('{"discord_id": 1234567890123456789, "city": "Austin"}')),
+    [{
+      path: "metadata.discord_id",
+      message: "is an integer beyond 2^53, which a 64-bit float cannot hold: " +
+        "send 1234567890123456789 as a string",
+    }],
+  );
+  for (const written of ["9007199254740993", "-9007199254740993", "12345678901234567891.000"]) {
+    assertErrors(eventWithMetadata(`{"deep": {"list": [1, ${written}]}}`), [
+      ["metadata.deep.list.1", /^is an integer beyond 2\^53/],
     ]);
   }
-  // A declared field gets the same message, not a type error about an object.
+  // A declared field says the same, not that a string is no number.
   assertErrors(eventWithMetadata('{"capacity": 12345678901234567890}'), [
-    ["metadata.capacity", /as written/],
+    ["metadata.capacity", /^is an integer beyond 2\^53/],
   ]);
 });
 
-Deno.test("long digit runs inside strings change nothing", () => {
+Deno.test("digits in strings are never taken for numbers", () => {
   const parsed = eventWithMetadata(
-    '{"order": "1234567890123456789012", "note": "x: 12345678901234567890, y", "n": 1}',
-  );
-  assert.deepEqual(validateEvent(parsed), {
-    ok: true,
-    event: {
-      ...base,
-      entityId: "event-1",
-      metadata: { order: "1234567890123456789012", note: "x: 12345678901234567890, y", n: 1 },
-    },
+    '{"order": "1234567890123456789012", "note": "x\\": 12345678901234567890, y", ' +
+      '"big": 18014398509481984, "id": 98765432109876543210}',
+  ) as { metadata: Record<string, unknown> };
+  assert.deepEqual(parsed.metadata, {
+    order: "1234567890123456789012",
+    note: 'x": 12345678901234567890, y',
+    big: 18014398509481984,
+    id: "\u0000unsafe integer:98765432109876543210",
   });
 });
 
-Deno.test("an inexact number in a batch field the contract does not name is ignored", () => {
+Deno.test("a big integer where an event or the body should be is refused as any non-event is", () => {
+  assert.deepEqual(parseTrackBody(parseJson("12345678901234567890")), {
+    ok: false,
+    error: {
+      code: "invalid_body",
+      message: 'the body must be an event object or a batch {"events": [...]}',
+    },
+  });
+  const batch = parseTrackBody(
+    parseJson(`{"events": [${JSON.stringify(base)}, 12345678901234567890]}`),
+  );
+  assert.ok(batch.ok);
+  assert.deepEqual(batch.events.map(({ index }) => index), [0]);
+  assert.deepEqual(batch.rejected.map(({ index }) => index), [1]);
+});
+
+Deno.test("a deeply nested event beside a big integer costs only those two events", () => {
+  const deep = `{"x": ${"[".repeat(20_000)}${"]".repeat(20_000)}}`;
+  const text = `{"events": [${JSON.stringify(base)}, ${
+    JSON.stringify({ ...base, metadata: "@deep" }).replace('"@deep"', deep)
+  }, ${
+    JSON.stringify({ ...base, metadata: "@id" }).replace('"@id"', '{"id": 12345678901234567890}')
+  }]}`;
+  const batch = parseTrackBody(parseJson(text));
+  assert.ok(batch.ok);
+  assert.deepEqual(batch.events.map(({ index }) => index), [0]);
+  // The nesting is reported where it goes too deep, under metadata.x.
+  const where = (path: string) => path.split(".").slice(0, 2).join(".");
+  assert.deepEqual(batch.rejected.map(({ index, errors }) => [index, where(errors[0].path)]), [
+    [1, "metadata.x"],
+    [2, "metadata.id"],
+  ]);
+});
+
+Deno.test("an inexact integer in a batch field the contract does not name is ignored", () => {
   const body = parseTrackBody(
     parseJson(`{"events": [${JSON.stringify(base)}], "trace": 98765432109876543210}`),
   );

@@ -469,7 +469,7 @@ integrationTest(
 );
 
 integrationTest(
-  "a metadata number a float cannot hold as written is refused, not stored rounded",
+  "a metadata integer a float cannot hold is refused, not stored rounded",
   async () => {
     const rounded = view({ metadata: {} });
     const exact = view({ metadata: { discord_id: "1234567890123456789", score: 0.1 } });
@@ -488,8 +488,8 @@ integrationTest(
         eventId: rounded.eventId,
         errors: [{
           path: "metadata.discord_id",
-          message:
-            "must be a number a 64-bit float holds as written; send 1234567890123456789 as a string",
+          message: "is an integer beyond 2^53, which a 64-bit float cannot hold: " +
+            "send 1234567890123456789 as a string",
         }],
       }],
     });
