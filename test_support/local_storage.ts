@@ -37,3 +37,22 @@ export async function withLocalStorage(
     Object.defineProperty(globalThis, "localStorage", original);
   }
 }
+
+/**
+ * A full `localStorage` holding `items`: it reads and removes, and refuses
+ * every write with a QuotaExceededError, as a browser's does.
+ */
+export function fullLocalStorage(items: Map<string, string>): Storage {
+  return {
+    get length() {
+      return items.size;
+    },
+    key: (index: number) => [...items.keys()][index] ?? null,
+    getItem: (key: string) => items.get(key) ?? null,
+    setItem: () => {
+      throw new DOMException("The quota has been exceeded.", "QuotaExceededError");
+    },
+    removeItem: (key: string) => void items.delete(key),
+    clear: () => items.clear(),
+  };
+}

@@ -1,5 +1,9 @@
 import assert from "node:assert/strict";
-import { blockedLocalStorage, withLocalStorage } from "../../test_support/local_storage.ts";
+import {
+  blockedLocalStorage,
+  fullLocalStorage,
+  withLocalStorage,
+} from "../../test_support/local_storage.ts";
 import { browserStorage, keys } from "./storage.ts";
 
 Deno.test("storage: where localStorage is unusable, the whole page shares one memory storage", async () => {
@@ -15,17 +19,7 @@ Deno.test("storage: where localStorage is unusable, the whole page shares one me
 
 Deno.test("storage: where localStorage is full, the page's memory storage keeps its opt-out", async () => {
   const items = new Map<string, string>([[keys.optedOut, "true"]]);
-  const full = {
-    get length() {
-      return items.size;
-    },
-    key: (index: number) => [...items.keys()][index] ?? null,
-    getItem: (key: string) => items.get(key) ?? null,
-    setItem: () => {
-      throw new DOMException("The quota has been exceeded.", "QuotaExceededError");
-    },
-    removeItem: (key: string) => void items.delete(key),
-  };
+  const full = fullLocalStorage(items);
   await withLocalStorage({ value: full }, () => {
     const storage = browserStorage();
     assert.notEqual(storage, full, "writes go to the page's memory");

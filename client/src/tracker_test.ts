@@ -3,7 +3,11 @@ import { EVENT_TYPES } from "./contract.ts";
 import { interactionHelpers, type Metadata } from "./helpers.ts";
 import { readQueue } from "./queue.ts";
 import { keysWithPrefix, MemoryStorage } from "./storage.ts";
-import { blockedLocalStorage, withLocalStorage } from "../../test_support/local_storage.ts";
+import {
+  blockedLocalStorage,
+  fullLocalStorage,
+  withLocalStorage,
+} from "../../test_support/local_storage.ts";
 import {
   type AuthSession,
   createTracker,
@@ -1685,17 +1689,7 @@ Deno.test("tracker: logs to the console only when synth_debug_interactions is tr
 
 Deno.test("tracker: logs when localStorage, full, says synth_debug_interactions and the tracker keeps its state in memory", async () => {
   const items = new Map([["synth_debug_interactions", "true"]]);
-  const full = {
-    get length() {
-      return items.size;
-    },
-    key: (index: number) => [...items.keys()][index] ?? null,
-    getItem: (key: string) => items.get(key) ?? null,
-    setItem: () => {
-      throw new DOMException("The quota has been exceeded.", "QuotaExceededError");
-    },
-    removeItem: (key: string) => void items.delete(key),
-  };
+  const full = fullLocalStorage(items);
   const { supabase } = fakeSupabase();
   const logged: string[] = [];
   const original = console.log;
