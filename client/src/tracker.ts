@@ -11,7 +11,8 @@
  * Delivery, in short:
  * - every event gets its `eventId` when tracked, so a retry cannot store it twice;
  * - network errors, 429 and 5xx are retried with exponential backoff and
- *   jitter, never sooner than `Retry-After`; any other 4xx drops the batch;
+ *   jitter, never sooner than `Retry-After`; a 413 makes requests smaller
+ *   (see `#shrinkRequests`); any other 4xx drops the batch;
  * - when the page is hidden or closed, what waits goes out in a `keepalive`
  *   request within the browser's 64 KiB budget;
  * - each tab sends only its own queue; a queue left behind (reload, closed
@@ -118,8 +119,8 @@ export type TrackerError =
   | { kind: "rejected"; eventId: string; event?: TrackEvent; errors: FieldError[]; message: string }
   /**
    * Events given up on: the queue was full, the server refused
-   * the whole request (a 4xx other than 429), or their user signed out before
-   * they could be sent.
+   * the whole request (a 4xx other than 429, or a 413 for one event sent
+   * alone), or their user signed out before they could be sent.
    */
   | {
     kind: "dropped";
@@ -260,7 +261,9 @@ class InteractionTracker implements Tracker {
   readonly #supabase: SupabaseClientLike;
   readonly #functionName: string;
   readonly #batchSize: number;
-  readonly #maxEventsPerRequest: number;
+  // maxEventsPerRequest, until a 413 shows a smaller limit on the way
+  // (see #shrinkRequests); never grows again on this page.
+  #eventsPerRequest: number;
   readonly #backoff: BackoffOptions;
   readonly #onError?: (error: TrackerError) => void;
   readonly #storage: KeyValueStorage;
@@ -327,7 +330,7 @@ class InteractionTracker implements Tracker {
     this.#supabase = options.supabase;
     this.#functionName = options.functionName ?? "track";
     this.#batchSize = Math.floor(numberOption(options.batchSize, 20));
-    this.#maxEventsPerRequest = Math.min(
+    this.#eventsPerRequest = Math.min(
       MAX_EVENTS_PER_REQUEST,
       Math.floor(numberOption(options.maxEventsPerRequest, MAX_EVENTS_PER_REQUEST)),
     );
@@ -643,7 +646,7 @@ class InteractionTracker implements Tracker {
     for (;;) {
       if (this.#destroyed || this.isOptedOut()) return;
       const batch = selectBatch(this.#queue.entries(), {
-        maxEvents: this.#maxEventsPerRequest,
+        maxEvents: this.#eventsPerRequest,
         maxBytes: MAX_REQUEST_BYTES,
         exclude: this.#awaitingAuth() ? this.#unsureOrBeingSent() : this.#beingSent(),
         allowOversized: true,
@@ -698,8 +701,32 @@ class InteractionTracker implements Tracker {
           };
         }
       }
+      if (delivery.kind === "refused" && delivery.status === 413 && batch.length > 1) {
+        // Nothing was stored: the events stay queued and go again at once,
+        // fewer at a time, with no backoff.
+        this.#shrinkRequests(batch.length, delivery.message);
+        continue;
+      }
       if (!this.#settle(delivery, batch)) return;
     }
+  }
+
+  // A 413 means something on the way (a proxy, a CDN, a server deployed with
+  // smaller limits than ours) takes less than `sent` events, or their bytes,
+  // at once. Rather than drop up to 500 valid events, the tracker halves the
+  // number of events a request carries, and keeps it for the rest of the page
+  // so that the next batches do not hit the limit again. Halved from what was
+  // sent, not from the previous limit: a batch cut short by bytes (batch.ts)
+  // shrinks too, and the byte limit still applies on top, so the two cannot
+  // fight. Each 413 strictly lowers the limit until requests carry one event,
+  // and one event answered 413 on its own is dropped like any refused batch:
+  // a server answering 413 to everything costs log2(sent) requests more, then
+  // one per event, and never loops. Requests go one after another, so the
+  // first half is stored and removed from the queue before the second goes:
+  // no event is sent twice, and the oldest still go first.
+  #shrinkRequests(sent: number, why: string): void {
+    this.#eventsPerRequest = Math.min(this.#eventsPerRequest, Math.floor(sent / 2));
+    this.#debug(`${why} for ${sent} events; now at most ${this.#eventsPerRequest} per request`);
   }
 
   // The server refused a token of the signed-in user that was taken as valid:
@@ -869,7 +896,7 @@ class InteractionTracker implements Tracker {
     for (;;) {
       const budget = KEEPALIVE_MAX_BYTES - KEEPALIVE_MARGIN_BYTES - this.#keepaliveBytes;
       const batch = selectBatch(this.#queue.entries(), {
-        maxEvents: this.#maxEventsPerRequest,
+        maxEvents: this.#eventsPerRequest,
         maxBytes: budget,
         exclude: skip,
       });
@@ -895,6 +922,14 @@ class InteractionTracker implements Tracker {
         // A user's token refused: the events stay, for the ordinary path to
         // renew the token and send them again (or for the next page).
         if (delivery.kind === "refused" && delivery.status === 401 && batch[0].userId !== null) {
+          this.#sendSoon();
+          return;
+        }
+        // Too large: nothing is dropped here, even one event alone. The events
+        // stay, for the ordinary path to send in smaller requests (or for the
+        // next page, when this one is going away).
+        if (delivery.kind === "refused" && delivery.status === 413) {
+          if (batch.length > 1) this.#shrinkRequests(batch.length, delivery.message);
           this.#sendSoon();
           return;
         }

@@ -44,10 +44,14 @@ const offline: Reply = () => ({
   error: Object.assign(new Error("fetch"), { context: new TypeError("Failed to fetch") }),
 });
 
-/** A stand-in for the app's supabase-js client: scripted replies, recorded calls. */
+/**
+ * A stand-in for the app's supabase-js client: scripted replies, recorded
+ * calls; once the script is done, `server.reply` answers (each event accepted).
+ */
 function fakeSupabase(session: AuthSession | null = null) {
   const calls: Call[] = [];
   const replies: Reply[] = [];
+  const server = { reply: accepted };
   let listener: ((event: string, session: AuthSession | null) => void) | undefined;
   let answered = Promise.resolve();
   const auth = {
@@ -98,11 +102,11 @@ function fakeSupabase(session: AuthSession | null = null) {
         assert.equal(name, "track");
         const call = { body: JSON.parse(options.body!), headers: options.headers ?? {} };
         calls.push(call);
-        return Promise.resolve((replies.shift() ?? accepted)(call));
+        return Promise.resolve((replies.shift() ?? server.reply)(call));
       },
     },
   };
-  return { supabase, calls, replies, auth };
+  return { supabase, calls, replies, auth, server };
 }
 
 function clock(start = Date.parse("2025-06-01T10:00:00Z")) {
@@ -989,6 +993,118 @@ Deno.test("tracker: a 4xx drops the batch, reports it, and is never retried", as
   });
 });
 
+const TOO_LARGE = { error: { code: "payload_too_large", message: "too many events" } };
+const tooLarge = failing(413, {}, TOO_LARGE);
+
+/** A proxy, a CDN or a smaller server that answers 413 to more than `limit` events at once. */
+function tooLargeAbove(limit: number): Reply {
+  return (call) => (call.body.events.length > limit ? tooLarge : accepted)(call);
+}
+
+/** The ids of the events stored: those of the requests answered 2xx, in order. */
+function storedIds(calls: Call[], limit: number): unknown[] {
+  return sentIds(calls.filter((call) => call.body.events.length <= limit));
+}
+
+Deno.test("tracker: a 413 splits the batch: every event arrives once, in order, in requests the limit takes", async () => {
+  const { supabase, calls, server } = fakeSupabase();
+  server.reply = tooLargeAbove(3);
+  await withTracker({ supabase, batchSize: 1000 }, async (tracker, errors) => {
+    const ids = Array.from(
+      { length: 10 },
+      (_, i) => tracker.trackInteraction.view("event", `e${i}`),
+    );
+    await tracker.flush();
+    // 10 and 5 refused; halved to 2, each request stored before the next goes.
+    assert.deepEqual(calls.map((c) => c.body.events.length), [10, 5, 2, 2, 2, 2, 2]);
+    assert.deepEqual(sentIds(calls.slice(2)), ids, "each stored once, oldest first");
+    assert.equal(tracker.pendingCount(), 0);
+    assert.deepEqual(errors, [], "nothing dropped, no backoff");
+    // The smaller limit holds for the rest of the page: no 413 again.
+    const later = Array.from(
+      { length: 5 },
+      (_, i) => tracker.trackInteraction.view("event", `l${i}`),
+    );
+    await tracker.flush();
+    assert.deepEqual(calls.slice(7).map((c) => c.body.events.length), [2, 2, 1]);
+    assert.deepEqual(storedIds(calls, 3), [...ids, ...later]);
+    assert.deepEqual(errors, []);
+  });
+});
+
+Deno.test("tracker: a 413 for a batch cut short by bytes halves what was sent, within the byte limit", async () => {
+  const { supabase, calls, server } = fakeSupabase();
+  // A proxy that takes 200 KiB at most, whatever the number of events.
+  const maxBytes = 200 * 1024;
+  server.reply = (call) =>
+    (JSON.stringify(call.body).length > maxBytes ? tooLarge : accepted)(call);
+  await withTracker({ supabase, batchSize: 1000 }, async (tracker, errors) => {
+    const big = { artist_name: "x".repeat(16_000) };
+    const ids = Array.from(
+      { length: 40 },
+      (_, i) => tracker.trackInteraction.view("artist", `a${i}`, big),
+    );
+    await tracker.flush();
+    // 512 KiB hold 32 of these events, far below 500: halving 500 would send
+    // the same 32 again. Halved from 32, then 16, it fits.
+    assert.deepEqual(calls.map((c) => c.body.events.length), [32, 16, 8, 8, 8, 8, 8]);
+    assert.deepEqual(sentIds(calls.slice(2)), ids);
+    assert.equal(tracker.pendingCount(), 0);
+    assert.deepEqual(errors, []);
+  });
+});
+
+Deno.test("tracker: a 413 then success: the first half is stored and removed before the other half goes", async () => {
+  const { supabase, calls, replies } = fakeSupabase();
+  // The first request is too large; then the first half is stored, the
+  // second half is too large again, and its halves are stored.
+  replies.push(tooLarge, accepted, tooLarge);
+  await withTracker({ supabase, batchSize: 1000 }, async (tracker, errors) => {
+    const ids = Array.from(
+      { length: 4 },
+      (_, i) => tracker.trackInteraction.view("event", `e${i}`),
+    );
+    await tracker.flush();
+    assert.deepEqual(calls.map((c) => c.body.events.map((e) => e.eventId)), [
+      ids,
+      ids.slice(0, 2),
+      ids.slice(2),
+      [ids[2]],
+      [ids[3]],
+    ]);
+    assert.equal(tracker.pendingCount(), 0);
+    assert.deepEqual(errors, []);
+  });
+});
+
+Deno.test("tracker: a server answering 413 to everything gets each event alone once, then drops it", async () => {
+  const { supabase, calls, server } = fakeSupabase();
+  server.reply = tooLarge;
+  await withTracker({ supabase, batchSize: 1000 }, async (tracker, errors) => {
+    const ids = Array.from(
+      { length: 8 },
+      (_, i) => tracker.trackInteraction.view("event", `e${i}`),
+    );
+    await tracker.flush();
+    // log2(8) requests to learn the limit, then one per event.
+    assert.deepEqual(calls.map((c) => c.body.events.length), [8, 4, 2, 1, 1, 1, 1, 1, 1, 1, 1]);
+    assert.deepEqual(sentIds(calls.slice(3)), ids);
+    assert.equal(tracker.pendingCount(), 0);
+    assert.deepEqual(
+      errors,
+      ids.map(() => ({
+        kind: "dropped",
+        reason: "refused",
+        count: 1,
+        status: 413,
+        message: "the server answered 413: too many events; 1 events dropped",
+      })),
+    );
+    await tracker.flush();
+    assert.equal(calls.length, 11, "nothing is left to send again");
+  });
+});
+
 const JWT_EXPIRED = { error: { code: "unauthorized", message: "JWT expired" } };
 /** alice's token as the device sees it: valid for an hour, by a clock behind the server's. */
 const aliceSkewed = (time: { now: () => number }, token: string) => ({
@@ -1228,6 +1344,62 @@ Deno.test("tracker: a keepalive refused for a user's token keeps the events for 
       assert.deepEqual(sentIds(calls.slice(-1)), [id]);
       assert.equal(calls.at(-1)!.headers.Authorization, "Bearer alice-new");
       assert.equal(tracker.pendingCount(), 0);
+    });
+  } finally {
+    page.restore();
+  }
+});
+
+Deno.test("tracker: a keepalive answered 413 drops nothing: the events go again in smaller requests", async () => {
+  const page = fakePage();
+  const { supabase, calls } = fakeSupabase(null);
+  try {
+    await withTracker({ supabase, batchSize: 1000 }, async (tracker, errors) => {
+      const ids = Array.from(
+        { length: 3 },
+        (_, i) => tracker.trackInteraction.view("event", `e${i}`),
+      );
+      page.hideAndShow();
+      assert.deepEqual(page.keepalives.map((k) => k.events.map((e) => e.eventId)), [ids]);
+      page.refuseKeepalives(413, TOO_LARGE);
+      await tick(20);
+      assert.deepEqual(errors, []);
+      // The keepalive's 3 events halved to 1 per request.
+      assert.deepEqual(
+        calls.map((c) => c.body.events.map((e) => e.eventId)),
+        ids.map((id) => [id]),
+      );
+      assert.equal(tracker.pendingCount(), 0);
+    });
+  } finally {
+    page.restore();
+  }
+});
+
+Deno.test("tracker: a keepalive answered 413 as the page goes away leaves its events for the next page", async () => {
+  const page = fakePage();
+  const { supabase, calls, server } = fakeSupabase(null);
+  // The browser cancels the page's ordinary requests as it goes away.
+  server.reply = offline;
+  const storage = new MemoryStorage();
+  try {
+    await withTracker({ supabase, storage, batchSize: 1000 }, async (tracker, errors) => {
+      const ids = Array.from(
+        { length: 2 },
+        (_, i) => tracker.trackInteraction.view("event", `e${i}`),
+      );
+      page.pagehide(false);
+      assert.equal(page.keepalives.length, 1);
+      page.refuseKeepalives(413, TOO_LARGE);
+      await tick(20);
+      assert.deepEqual(sentIds(calls), [ids[0]], "tried alone, and cancelled");
+      assert.deepEqual(errors.map((e) => e.kind), ["network"]);
+      assert.equal(tracker.pendingCount(), 2);
+      const queued = keysWithPrefix(storage, "synth_interactions:queue:");
+      assert.deepEqual(
+        queued.flatMap((key) => readQueue(storage, key).map((entry) => entry.event.eventId)),
+        ids,
+      );
     });
   } finally {
     page.restore();

@@ -5,8 +5,9 @@
  * hidden or closed and an ordinary request could be cut off.
  *
  * The answer is one of three outcomes: the server processed the batch (each
- * event accepted, a duplicate, or rejected with reasons), refused it for good
- * (any other 4xx: never retried), or could not take it now (network error,
+ * event accepted, a duplicate, or rejected with reasons), refused it (any
+ * other 4xx: never sent again as it was; a 413 makes the tracker send its
+ * events again in smaller requests), or could not take it now (network error,
  * 429, 5xx: retried later, after `Retry-After` when given).
  *
  * @example
