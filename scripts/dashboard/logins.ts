@@ -6,8 +6,10 @@
  * database credentials are never used for data: only the host, port and
  * database name of its URL are.
  *
- * One small postgres.js pool per login, kept for reuse; a login the database
- * refuses is closed and forgotten at once.
+ * Each request connects anew, so the database checks the login every time:
+ * a password changed or a login revoked takes effect at once, not when a
+ * cached connection happens to close. The dashboard's traffic is a few
+ * requests a minute; a connection per request costs milliseconds.
  *
  * @example
  * ```ts
@@ -100,10 +102,9 @@ export function classifyFailure(error: unknown): LoginFailure {
   return "failed";
 }
 
-/** Connection settings of every analyst pool. */
-const poolOptions = {
+/** Connection settings of every analyst's connections. */
+const connectionOptions = {
   max: 2,
-  idle_timeout: 60,
   connect_timeout: 5,
   // Supavisor's transaction mode cannot keep prepared statements.
   prepare: false,
@@ -112,75 +113,41 @@ const poolOptions = {
     application_name: "dashboard",
     statement_timeout: 15_000,
     default_transaction_read_only: true,
+    // Dates read as text are parsed as ISO: a login or database set to
+    // another DateStyle (`SQL, DMY`) must not break the summary.
+    DateStyle: "ISO, MDY",
+    TimeZone: "UTC",
   },
 } as const;
 
-/**
- * The pools of the analysts who signed in, at most `maxLogins` at once (the
- * least recently used one is closed to make room).
- */
+/** Connects as the analysts who sign in, one connection set per request. */
 export class AnalystLogins {
   readonly #host: string;
   readonly #port: number;
   readonly #database: string;
-  readonly #maxLogins: number;
-  readonly #pools = new Map<string, postgres.Sql>();
 
   /** `dbUrl` names the database; its user name and password are ignored. */
-  constructor(dbUrl: string, maxLogins = 8) {
+  constructor(dbUrl: string) {
     const url = new URL(dbUrl);
     this.#host = url.hostname;
     this.#port = Number(url.port || "5432");
     this.#database = decodeURIComponent(url.pathname.slice(1)) || "postgres";
-    this.#maxLogins = maxLogins;
   }
 
-  /**
-   * Runs `work` connected as `credentials`. A login the database refuses is
-   * dropped from the cache before the error is rethrown.
-   */
+  /** Runs `work` connected as `credentials`, on connections closed when it ends. */
   async run<T>(credentials: Credentials, work: (sql: postgres.Sql) => Promise<T>): Promise<T> {
-    const key = `${credentials.user}\0${credentials.password}`;
-    const sql = this.#pool(key, credentials);
+    const sql = postgres({
+      ...connectionOptions,
+      host: this.#host,
+      port: this.#port,
+      database: this.#database,
+      username: credentials.user,
+      password: credentials.password,
+    });
     try {
       return await work(sql);
-    } catch (error) {
-      if (classifyFailure(error) === "refused" && this.#pools.get(key) === sql) {
-        this.#pools.delete(key);
-        void sql.end({ timeout: 0 });
-      }
-      throw error;
+    } finally {
+      await sql.end({ timeout: 1 });
     }
-  }
-
-  /** Closes every pool. */
-  async close(): Promise<void> {
-    const pools = [...this.#pools.values()];
-    this.#pools.clear();
-    await Promise.all(pools.map((sql) => sql.end({ timeout: 1 })));
-  }
-
-  #pool(key: string, credentials: Credentials): postgres.Sql {
-    let sql = this.#pools.get(key);
-    if (sql) {
-      // Most recently used last, so the first entry is the one to evict.
-      this.#pools.delete(key);
-    } else {
-      sql = postgres({
-        ...poolOptions,
-        host: this.#host,
-        port: this.#port,
-        database: this.#database,
-        username: credentials.user,
-        password: credentials.password,
-      });
-    }
-    this.#pools.set(key, sql);
-    while (this.#pools.size > this.#maxLogins) {
-      const [oldestKey, oldest] = this.#pools.entries().next().value!;
-      this.#pools.delete(oldestKey);
-      void oldest.end({ timeout: 5 });
-    }
-    return sql;
   }
 }

@@ -68,7 +68,6 @@ async function summary(request: Request, dbUrl: string): Promise<Response> {
     return error(400, "invalid_days", `days must be an integer from 1 to ${maxDays}`);
   }
   if (!logins || loginsDbUrl !== dbUrl) {
-    void logins?.close();
     logins = new AnalystLogins(dbUrl);
     loginsDbUrl = dbUrl;
   }
