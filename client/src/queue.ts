@@ -100,11 +100,6 @@ export class DurableQueue<E extends { eventId: string }> {
   /** Whether the last write left events unstored (reported once, until one stores them all). */
   #short = false;
   #dropped = 0;
-  /**
-   * While the storage is short: how many of the newest events the last write
-   * stored, and why the rest did not fit.
-   */
-  #fitted: { count: number; failure: unknown } | null = null;
 
   constructor(options: QueueOptions<E>) {
     this.key = options.key;
@@ -167,15 +162,12 @@ export class DurableQueue<E extends { eventId: string }> {
     const gone = new Set(eventIds);
     const before = this.#entries.length;
     this.#entries = this.#entries.filter((entry) => !gone.has(entry.event.eventId));
-    if (this.#entries.length === before) return;
-    this.#fitted = null;
-    this.save();
+    if (this.#entries.length !== before) this.save();
   }
 
   /** Forgets every event, in memory and in storage. */
   clear(): void {
     this.#entries = [];
-    this.#fitted = null;
     removeItem(this.#storage, this.key);
   }
 
@@ -218,12 +210,8 @@ export class DurableQueue<E extends { eventId: string }> {
       }
       return;
     }
-    // While the storage is short, start from what fitted last time: trying
-    // the whole queue, then halves of it, on every event would serialize it
-    // over and over on the page's thread. The whole is tried again once
-    // events have left the queue (sent, or given up on).
-    let stored = Math.min(entries.length, Math.max(1, this.#fitted?.count ?? entries.length));
-    let failure: unknown = stored < entries.length ? this.#fitted!.failure : null;
+    let stored = entries.length;
+    let failure: unknown = null;
     while (stored > 0) {
       try {
         const part = stored === entries.length ? entries : entries.slice(-stored);
@@ -237,7 +225,6 @@ export class DurableQueue<E extends { eventId: string }> {
         stored = isQuotaError(error) ? Math.floor(stored / 2) : 0;
       }
     }
-    this.#fitted = stored > 0 && stored < entries.length ? { count: stored, failure } : null;
     this.#reportShortfall(entries.length - stored, failure);
   }
 

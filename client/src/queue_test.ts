@@ -135,34 +135,6 @@ Deno.test("queue: a full storage drops nothing: the newest that fit are stored, 
   assert.equal(queue.size, 21);
 });
 
-Deno.test("queue: while the storage is short, each save writes once, from what fitted last", () => {
-  const one = JSON.stringify([entry(10)]).length;
-  const attempts: number[] = [];
-  const storage = new (class extends SmallStorage {
-    override setItem(key: string, value: string): void {
-      attempts.push(JSON.parse(value).length);
-      super.setItem(key, value);
-    }
-  })(one * 4);
-  const queue = new DurableQueue<Event>({ storage, key: KEY, maxSize: 100 });
-  for (let n = 10; n < 26; n++) queue.push(entry(n));
-  queue.save();
-  assert.deepEqual(attempts, [16, 8, 4], "the first shortage halves down to what fits");
-  attempts.length = 0;
-  for (let n = 26; n < 30; n++) {
-    queue.push(entry(n));
-    queue.save();
-  }
-  assert.deepEqual(attempts, [4, 4, 4, 4], "then one write per save");
-  assert.deepEqual(readQueue<Event>(storage, KEY).map((e) => e.event.n), [26, 27, 28, 29]);
-  assert.equal(queue.size, 20, "all kept");
-  // Events leaving free room: the whole queue is tried again.
-  storage.capacity = Infinity;
-  attempts.length = 0;
-  queue.remove(["id-10"]);
-  assert.deepEqual(attempts, [19]);
-});
-
 Deno.test("queue: a storage another script filled keeps every event deliverable", () => {
   const problems: QueueProblem[] = [];
   const queue = new DurableQueue<Event>({
