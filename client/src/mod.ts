@@ -36,7 +36,7 @@
  * @module
  */
 import { type InteractionHelpers, interactionHelpers } from "./helpers.ts";
-import { browserStorage, forgetVisitor, keys, pageLocalStorage } from "./storage.ts";
+import { browserStorage, forgetVisitor, keys, pageLocalStorage, removeItem } from "./storage.ts";
 import type { SessionMetrics } from "./session.ts";
 import { createTracker, type Tracker, type TrackerOptions } from "./tracker.ts";
 
@@ -67,6 +67,9 @@ function setOptedOut(optedOut: boolean): void {
       forgetVisitor(storage);
       storage.setItem(keys.optedOut, "true");
     } else {
+      // Also where a full localStorage keeps it: the page's memory storage
+      // takes an opt-out over from there each time it is asked for.
+      if (local !== null) removeItem(local, keys.optedOut);
       storage.removeItem(keys.optedOut);
     }
   } catch {

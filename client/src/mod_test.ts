@@ -99,6 +99,60 @@ Deno.test("mod: an opt-out before initTracking() in a full localStorage clears i
   });
 });
 
+/** What the browser tells the other tabs when one of them changes `key` in localStorage. */
+function storageEventFromAnotherTab(key: string, newValue: string | null): void {
+  globalThis.dispatchEvent(Object.assign(new Event("storage"), { key, newValue }));
+}
+
+// The last before any tracker: it starts the first.
+Deno.test("mod: an opt-in before initTracking() with a full localStorage holds when tracking starts", async () => {
+  const local = new QuotaStorage(1_000);
+  local.setItem(keys.optedOut, "true");
+  local.setItem("app:cache", "x".repeat(1_000 - local.used() - "app:cache".length));
+  await withLocalStorage({ value: local }, () => {
+    interactionTracker.optIn();
+    assert.equal(local.getItem(keys.optedOut), null);
+    const { supabase } = fakeSupabase();
+    const tracker = initTracking({ supabase, apiKey: "anon-key", flushIntervalMs: 60_000 });
+    try {
+      assert.equal(tracker.isOptedOut(), false);
+    } finally {
+      tracker.destroy();
+    }
+  });
+});
+
+Deno.test("mod: a tracker kept in memory by a full localStorage follows another tab's opt-out and opt-in", async () => {
+  const local = new QuotaStorage(1_000);
+  local.setItem("app:cache", "x".repeat(1_000 - local.used() - "app:cache".length - 40));
+  // A page, for the tracker to listen to it.
+  const globals = globalThis as { document?: unknown };
+  globals.document = Object.assign(new EventTarget(), { visibilityState: "visible" });
+  await withLocalStorage({ value: local }, async () => {
+    const { supabase, sent } = fakeSupabase();
+    local.setItem("app:more", "x".repeat(1_000 - local.used() - "app:more".length));
+    const tracker = initTracking({ supabase, apiKey: "anon-key", flushIntervalMs: 60_000 });
+    try {
+      assert.equal(tracker.isOptedOut(), false);
+      // Another tab makes room, opts out and stores it there.
+      local.removeItem("app:more");
+      local.setItem(keys.optedOut, "true");
+      storageEventFromAnotherTab(keys.optedOut, "true");
+      assert.equal(tracker.isOptedOut(), true);
+      assert.equal(trackInteraction.view("event", "e1"), null);
+      await interactionTracker.flush();
+      assert.deepEqual(sent, []);
+      // And back in.
+      local.removeItem(keys.optedOut);
+      storageEventFromAnotherTab(keys.optedOut, null);
+      assert.equal(tracker.isOptedOut(), false);
+    } finally {
+      tracker.destroy();
+      delete globals.document;
+    }
+  });
+});
+
 Deno.test("mod: a tracker kept in memory by a full localStorage opts out and in there too", async () => {
   const local = new QuotaStorage(1_000);
   leftByEarlierPages(local);

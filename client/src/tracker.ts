@@ -1199,7 +1199,14 @@ class InteractionTracker implements Tracker {
       guarded((event) => {
         const { key, newValue } = event as StorageEvent;
         if (key !== keys.optedOut) return;
-        // Chosen in another tab, and stored: the storage holds the latest choice.
+        // Chosen in another tab, and stored in localStorage, which holds the
+        // latest choice. A tracker keeping its state in page memory
+        // (localStorage being full) would not see it there: it keeps the
+        // choice in its own storage too.
+        if (this.#storage !== pageLocalStorage()) {
+          if (newValue === "true") this.#storage.setItem(keys.optedOut, "true");
+          else removeItem(this.#storage, keys.optedOut);
+        }
         this.#optedOutHere = null;
         if (newValue === "true") this.#forgetEverything();
       }),
