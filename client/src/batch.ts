@@ -54,8 +54,8 @@ export function jsonBytes(value: object): number {
   return size;
 }
 
-// `{"events":[` + `],"sentAt":"2024-01-01T00:00:00.000Z"}`
-const ENVELOPE_BYTES = 50;
+/** Bytes of a batch's body besides its events: `{"events":[` + `],"sentAt":"...Z"}`. */
+export const ENVELOPE_BYTES = 50;
 
 /** The request body for `events`, stamped with the time it is sent. */
 export function encodeBatch(events: readonly object[], sentAt: Date): string {

@@ -37,7 +37,7 @@
  * @module
  */
 import { type BackoffOptions, defaultBackoff, retryDelay } from "./backoff.ts";
-import { encodeBatch, selectBatch } from "./batch.ts";
+import { encodeBatch, ENVELOPE_BYTES, selectBatch } from "./batch.ts";
 import {
   type EntityType,
   type EventType,
@@ -261,9 +261,10 @@ class InteractionTracker implements Tracker {
   readonly #supabase: SupabaseClientLike;
   readonly #functionName: string;
   readonly #batchSize: number;
-  // maxEventsPerRequest, until a 413 shows a smaller limit on the way
-  // (see #shrinkRequests); never grows again on this page.
-  #eventsPerRequest: number;
+  readonly #maxEventsPerRequest: number;
+  // The request body's size limit: the server's, until a 413 shows a smaller
+  // one on the way (see #shrinkRequests).
+  #requestBytes = MAX_REQUEST_BYTES;
   readonly #backoff: BackoffOptions;
   readonly #onError?: (error: TrackerError) => void;
   readonly #storage: KeyValueStorage;
@@ -330,7 +331,7 @@ class InteractionTracker implements Tracker {
     this.#supabase = options.supabase;
     this.#functionName = options.functionName ?? "track";
     this.#batchSize = Math.floor(numberOption(options.batchSize, 20));
-    this.#eventsPerRequest = Math.min(
+    this.#maxEventsPerRequest = Math.min(
       MAX_EVENTS_PER_REQUEST,
       Math.floor(numberOption(options.maxEventsPerRequest, MAX_EVENTS_PER_REQUEST)),
     );
@@ -646,8 +647,8 @@ class InteractionTracker implements Tracker {
     for (;;) {
       if (this.#destroyed || this.isOptedOut()) return;
       const batch = selectBatch(this.#queue.entries(), {
-        maxEvents: this.#eventsPerRequest,
-        maxBytes: MAX_REQUEST_BYTES,
+        maxEvents: this.#maxEventsPerRequest,
+        maxBytes: this.#requestBytes,
         exclude: this.#awaitingAuth() ? this.#unsureOrBeingSent() : this.#beingSent(),
         allowOversized: true,
       });
@@ -704,7 +705,11 @@ class InteractionTracker implements Tracker {
       if (delivery.kind === "refused" && delivery.status === 413 && batch.length > 1) {
         // Nothing was stored: the events stay queued and go again at once,
         // fewer at a time, with no backoff.
-        this.#shrinkRequests(batch.length, delivery.message);
+        this.#shrinkRequests(
+          new TextEncoder().encode(body).length,
+          batch.length,
+          delivery.message,
+        );
         continue;
       }
       if (!this.#settle(delivery, batch)) return;
@@ -712,21 +717,24 @@ class InteractionTracker implements Tracker {
   }
 
   // A 413 means something on the way (a proxy, a CDN, a server deployed with
-  // smaller limits than ours) takes less than `sent` events, or their bytes,
-  // at once. Rather than drop up to 500 valid events, the tracker halves the
-  // number of events a request carries, and keeps it for the rest of the page
-  // so that the next batches do not hit the limit again. Halved from what was
-  // sent, not from the previous limit: a batch cut short by bytes (batch.ts)
-  // shrinks too, and the byte limit still applies on top, so the two cannot
-  // fight. Each 413 strictly lowers the limit until requests carry one event,
-  // and one event answered 413 on its own is dropped like any refused batch:
-  // a server answering 413 to everything costs log2(sent) requests more, then
-  // one per event, and never loops. Requests go one after another, so the
-  // first half is stored and removed from the queue before the second goes:
-  // no event is sent twice, and the oldest still go first.
-  #shrinkRequests(sent: number, why: string): void {
-    this.#eventsPerRequest = Math.min(this.#eventsPerRequest, Math.floor(sent / 2));
-    this.#debug(`${why} for ${sent} events; now at most ${this.#eventsPerRequest} per request`);
+  // smaller limits than ours) takes less than the `sent` bytes at once.
+  // Rather than drop up to 500 valid events, the tracker halves the bytes a
+  // request may carry (its events' bytes: the envelope stays), and keeps the
+  // limit for the rest of the page so that the next batches do not hit it
+  // again. Bytes, not a count of events: two large events refused together
+  // must not leave small ones going one at a time for good. Each 413 strictly
+  // lowers the limit until a request carries one event, sent alone however
+  // large, and one event answered 413 on its own is dropped like any refused
+  // batch: a server answering 413 to everything costs log2(events) requests
+  // more, then one per event, and never loops. Requests go one after another,
+  // so the first half is stored and removed from the queue before the second
+  // goes: no event is sent twice, and the oldest still go first.
+  #shrinkRequests(sentBytes: number, sentEvents: number, why: string): void {
+    const half = ENVELOPE_BYTES + Math.floor((sentBytes - ENVELOPE_BYTES) / 2);
+    this.#requestBytes = Math.min(this.#requestBytes, half);
+    this.#debug(
+      `${why} for ${sentEvents} events; requests now carry at most ${this.#requestBytes} bytes`,
+    );
   }
 
   // The server refused a token of the signed-in user that was taken as valid:
@@ -896,8 +904,8 @@ class InteractionTracker implements Tracker {
     for (;;) {
       const budget = KEEPALIVE_MAX_BYTES - KEEPALIVE_MARGIN_BYTES - this.#keepaliveBytes;
       const batch = selectBatch(this.#queue.entries(), {
-        maxEvents: this.#eventsPerRequest,
-        maxBytes: budget,
+        maxEvents: this.#maxEventsPerRequest,
+        maxBytes: Math.min(budget, this.#requestBytes),
         exclude: skip,
       });
       if (batch.length === 0) return;
@@ -929,7 +937,7 @@ class InteractionTracker implements Tracker {
         // stay, for the ordinary path to send in smaller requests (or for the
         // next page, when this one is going away).
         if (delivery.kind === "refused" && delivery.status === 413) {
-          if (batch.length > 1) this.#shrinkRequests(batch.length, delivery.message);
+          if (batch.length > 1) this.#shrinkRequests(bytes, batch.length, delivery.message);
           this.#sendSoon();
           return;
         }

@@ -1046,11 +1046,44 @@ Deno.test("tracker: a 413 for a batch cut short by bytes halves what was sent, w
     );
     await tracker.flush();
     // 512 KiB hold 32 of these events, far below 500: halving 500 would send
-    // the same 32 again. Halved from 32, then 16, it fits.
-    assert.deepEqual(calls.map((c) => c.body.events.length), [32, 16, 8, 8, 8, 8, 8]);
+    // the same 32 again. Halved from 32's bytes, then 16's, it fits: 8 events
+    // a request, or 7 once the ids have two digits (a byte more each).
+    assert.deepEqual(calls.map((c) => c.body.events.length), [32, 16, 8, 7, 7, 7, 7, 4]);
+    assert.ok(calls.slice(2).every((c) => JSON.stringify(c.body).length <= maxBytes));
     assert.deepEqual(sentIds(calls.slice(2)), ids);
     assert.equal(tracker.pendingCount(), 0);
     assert.deepEqual(errors, []);
+  });
+});
+
+Deno.test("tracker: two large events refused together do not leave small ones going one at a time", async () => {
+  const { supabase, calls, server } = fakeSupabase();
+  // A proxy that takes 24 KiB at most.
+  const maxBytes = 24 * 1024;
+  server.reply = (call) =>
+    (JSON.stringify(call.body).length > maxBytes ? tooLarge : accepted)(call);
+  await withTracker({ supabase, batchSize: 1000 }, async (tracker, errors) => {
+    const big = { artist_name: "x".repeat(16_000) };
+    const large = [1, 2].map((i) => tracker.trackInteraction.view("artist", `big${i}`, big));
+    const small = Array.from(
+      { length: 40 },
+      (_, i) => tracker.trackInteraction.view("event", `e${i}`),
+    );
+    await tracker.flush();
+    // Refused once together; then each large one goes with what fits beside it.
+    assert.deepEqual(calls[0].body.events.length, 42);
+    assert.deepEqual(storedIds(calls.slice(1), 500), [...large, ...small]);
+    assert.ok(calls.length <= 4, `${calls.length} requests`);
+    assert.deepEqual(errors, []);
+    // Small events later still go many at a time.
+    const later = Array.from(
+      { length: 40 },
+      (_, i) => tracker.trackInteraction.view("event", `l${i}`),
+    );
+    const before = calls.length;
+    await tracker.flush();
+    assert.deepEqual(calls.slice(before).map((c) => c.body.events.length), [40]);
+    assert.deepEqual(sentIds(calls.slice(before)), later);
   });
 });
 
