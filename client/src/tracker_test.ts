@@ -1001,6 +1001,11 @@ function tooLargeAbove(limit: number): Reply {
   return (call) => (call.body.events.length > limit ? tooLarge : accepted)(call);
 }
 
+/** A proxy that answers 413 to a body over `maxBytes`, whatever the number of events. */
+function tooLargeOverBytes(maxBytes: number): Reply {
+  return (call) => (JSON.stringify(call.body).length > maxBytes ? tooLarge : accepted)(call);
+}
+
 /** The ids of the events stored: those of the requests answered 2xx, in order. */
 function storedIds(calls: Call[], limit: number): unknown[] {
   return sentIds(calls.filter((call) => call.body.events.length <= limit));
@@ -1034,10 +1039,8 @@ Deno.test("tracker: a 413 splits the batch: every event arrives once, in order, 
 
 Deno.test("tracker: a 413 for a batch cut short by bytes halves what was sent, within the byte limit", async () => {
   const { supabase, calls, server } = fakeSupabase();
-  // A proxy that takes 200 KiB at most, whatever the number of events.
   const maxBytes = 200 * 1024;
-  server.reply = (call) =>
-    (JSON.stringify(call.body).length > maxBytes ? tooLarge : accepted)(call);
+  server.reply = tooLargeOverBytes(maxBytes);
   await withTracker({ supabase, batchSize: 1000 }, async (tracker, errors) => {
     const big = { artist_name: "x".repeat(16_000) };
     const ids = Array.from(
@@ -1058,10 +1061,7 @@ Deno.test("tracker: a 413 for a batch cut short by bytes halves what was sent, w
 
 Deno.test("tracker: two large events refused together do not leave small ones going one at a time", async () => {
   const { supabase, calls, server } = fakeSupabase();
-  // A proxy that takes 24 KiB at most.
-  const maxBytes = 24 * 1024;
-  server.reply = (call) =>
-    (JSON.stringify(call.body).length > maxBytes ? tooLarge : accepted)(call);
+  server.reply = tooLargeOverBytes(24 * 1024);
   await withTracker({ supabase, batchSize: 1000 }, async (tracker, errors) => {
     const big = { artist_name: "x".repeat(16_000) };
     const large = [1, 2].map((i) => tracker.trackInteraction.view("artist", `big${i}`, big));
