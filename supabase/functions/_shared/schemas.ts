@@ -222,7 +222,8 @@ function holdsBigNumber(root: unknown): boolean {
     if (typeof value === "number") {
       if (Math.abs(value) > Number.MAX_SAFE_INTEGER && Number.isFinite(value)) return true;
     } else if (Array.isArray(value)) {
-      stack.push(...value);
+      // One by one: spread, an array of 200,000 numbers would overflow the call.
+      for (const item of value) stack.push(item);
     } else if (typeof value === "object" && value !== null) {
       for (const key in value) stack.push((value as Record<string, unknown>)[key]);
     }

@@ -496,6 +496,11 @@ Deno.test("a deeply nested event beside a big integer costs only those two event
   ]);
 });
 
+Deno.test("parseJson reads a body with a very long array as JSON.parse does", () => {
+  const text = `{"events": [${JSON.stringify(base)}], "x": [${"0,".repeat(250_000)}0]}`;
+  assert.deepEqual(parseJson(text), JSON.parse(text));
+});
+
 Deno.test("an inexact integer in a batch field the contract does not name is ignored", () => {
   const body = parseTrackBody(
     parseJson(`{"events": [${JSON.stringify(base)}], "trace": 98765432109876543210}`),
