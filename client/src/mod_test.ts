@@ -153,6 +153,43 @@ Deno.test("mod: a tracker kept in memory by a full localStorage follows another 
   });
 });
 
+Deno.test("mod: a late storage event never writes an older choice back to localStorage", async () => {
+  const local = new MemoryStorage();
+  // The app's own adapter over localStorage, as the storage option allows.
+  const adapter = {
+    get length() {
+      return local.length;
+    },
+    key: (index: number) => local.key(index),
+    getItem: (key: string) => local.getItem(key),
+    setItem: (key: string, value: string) => local.setItem(key, value),
+    removeItem: (key: string) => local.removeItem(key),
+  };
+  const globals = globalThis as { document?: unknown };
+  globals.document = Object.assign(new EventTarget(), { visibilityState: "visible" });
+  await withLocalStorage({ value: local }, () => {
+    const { supabase } = fakeSupabase();
+    const tracker = initTracking({
+      supabase,
+      apiKey: "anon-key",
+      storage: adapter,
+      flushIntervalMs: 60_000,
+    });
+    try {
+      const id = trackInteraction.view("event", "e1");
+      // One tab opted out, another opted in since: the first one's event
+      // arrives last.
+      storageEventFromAnotherTab(keys.optedOut, "true");
+      assert.equal(local.getItem(keys.optedOut), null);
+      assert.equal(tracker.isOptedOut(), false);
+      assert.equal(tracker.pendingCount(), 1, `${id} is still queued`);
+    } finally {
+      tracker.destroy();
+      delete globals.document;
+    }
+  });
+});
+
 Deno.test("mod: a tracker kept in memory by a full localStorage opts out and in there too", async () => {
   const local = new QuotaStorage(1_000);
   leftByEarlierPages(local);

@@ -63,6 +63,7 @@ import {
   browserStorage,
   DEBUG_FLAG_KEY,
   forgetVisitor,
+  isPageMemory,
   keys,
   keysWithPrefix,
   type KeyValueStorage,
@@ -1210,13 +1211,15 @@ class InteractionTracker implements Tracker {
         // Chosen in another tab, and stored in localStorage, which holds the
         // latest choice. A tracker keeping its state in page memory
         // (localStorage being full) would not see it there: it keeps the
-        // choice in its own storage too.
-        if (this.#storage !== pageLocalStorage()) {
+        // choice in its own storage too. Only there: written back to
+        // localStorage, a late event would undo a later choice.
+        if (isPageMemory(this.#storage)) {
           if (newValue === "true") this.#storage.setItem(keys.optedOut, "true");
           else removeItem(this.#storage, keys.optedOut);
         }
         this.#optedOutHere = null;
-        if (newValue === "true") this.#forgetEverything();
+        // The stored choice, not the event's: a late event is not the latest.
+        if (this.isOptedOut()) this.#forgetEverything();
       }),
     );
   }
