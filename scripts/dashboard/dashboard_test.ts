@@ -24,6 +24,7 @@ import {
   stack,
   type TrackResponse,
 } from "../../test_support/stack.ts";
+import { AnalystLogins, DashboardBusy } from "./logins.ts";
 import type { Summary } from "./summary.ts";
 
 const dashboardUrl = Deno.env.get("DASHBOARD_URL") ?? `${stack.url}/dashboard`;
@@ -280,6 +281,40 @@ async function assertSummaryMatchesViews(days: number, query: string): Promise<S
     return expected;
   });
 }
+
+Deno.test("at most a few requests hold a connection at once; a few more wait in turn, the rest are refused", async () => {
+  const logins = new AnalystLogins("postgresql://postgres:postgres@127.0.0.1:1/postgres", 2, 1);
+  const credentials = { user: "analyst_reader", password: "analyst" };
+  let running = 0;
+  let most = 0;
+  const started: number[] = [];
+  const finish: Array<() => void> = [];
+  // Work that opens no connection: it only holds its turn until finished.
+  const hold = (n: number) => () =>
+    new Promise<number>((resolve) => {
+      running++;
+      most = Math.max(most, running);
+      started.push(n);
+      finish.push(() => {
+        running--;
+        resolve(n);
+      });
+    });
+  const runs = [1, 2, 3].map((n) => logins.run(credentials, hold(n)));
+  await assert.rejects(logins.run(credentials, hold(4)), DashboardBusy);
+  await new Promise((resolve) => setTimeout(resolve, 0));
+  assert.deepEqual(started, [1, 2]);
+  finish.shift()!();
+  await runs[0];
+  await new Promise((resolve) => setTimeout(resolve, 0));
+  assert.deepEqual(started, [1, 2, 3], "the waiting one goes when a connection is free");
+  for (const done of finish.splice(0)) done();
+  assert.deepEqual(await Promise.all(runs), [1, 2, 3]);
+  assert.equal(most, 2);
+  // Free again: a new request starts at once.
+  const again = logins.run(credentials, () => Promise.resolve("again"));
+  assert.equal(await again, "again");
+});
 
 integrationTest(
   "the analyst_reader login exists (scripts/stack up applies local_roles.sql)",

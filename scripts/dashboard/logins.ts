@@ -92,8 +92,17 @@ const unavailableCodes = new Set([
   "53300", // too_many_connections
 ]);
 
+/** More requests are waiting for a connection than the dashboard queues. */
+export class DashboardBusy extends Error {
+  constructor() {
+    super("the dashboard is busy");
+    this.name = "DashboardBusy";
+  }
+}
+
 /** Sorts an error of postgres.js into a {@link LoginFailure}. */
 export function classifyFailure(error: unknown): LoginFailure {
+  if (error instanceof DashboardBusy) return "unavailable";
   const code = (error as { code?: unknown } | null)?.code;
   if (typeof code !== "string") return "failed";
   if (refusedCodes.has(code)) return "refused";
@@ -104,7 +113,8 @@ export function classifyFailure(error: unknown): LoginFailure {
 
 /** Connection settings of every analyst's connections. */
 const connectionOptions = {
-  max: 2,
+  // The summary's queries run one after another, in one transaction.
+  max: 1,
   connect_timeout: 5,
   // Supavisor's transaction mode cannot keep prepared statements.
   prepare: false,
@@ -120,22 +130,58 @@ const connectionOptions = {
   },
 } as const;
 
-/** Connects as the analysts who sign in, one connection set per request. */
+/**
+ * Connects as the analysts who sign in, a connection per request, at most
+ * `maxConnections` at once: the database's connections are shared with the
+ * track function, which a burst of dashboard requests must not starve. Up to
+ * `maxWaiting` more requests wait their turn, in order; beyond that a
+ * request fails at once with {@link DashboardBusy}.
+ */
 export class AnalystLogins {
   readonly #host: string;
   readonly #port: number;
   readonly #database: string;
+  readonly #maxConnections: number;
+  readonly #maxWaiting: number;
+  #open = 0;
+  readonly #waiting: Array<() => void> = [];
 
   /** `dbUrl` names the database; its user name and password are ignored. */
-  constructor(dbUrl: string) {
+  constructor(dbUrl: string, maxConnections = 4, maxWaiting = 32) {
     const url = new URL(dbUrl);
     this.#host = url.hostname;
     this.#port = Number(url.port || "5432");
     this.#database = decodeURIComponent(url.pathname.slice(1)) || "postgres";
+    this.#maxConnections = maxConnections;
+    this.#maxWaiting = maxWaiting;
   }
 
-  /** Runs `work` connected as `credentials`, on connections closed when it ends. */
+  /** Runs `work` connected as `credentials`, on a connection closed when it ends. */
   async run<T>(credentials: Credentials, work: (sql: postgres.Sql) => Promise<T>): Promise<T> {
+    await this.#turn();
+    try {
+      return await this.#connected(credentials, work);
+    } finally {
+      const next = this.#waiting.shift();
+      if (next) next();
+      else this.#open--;
+    }
+  }
+
+  // A connection of the allowed few: now, or when one is handed over.
+  #turn(): Promise<void> {
+    if (this.#open < this.#maxConnections) {
+      this.#open++;
+      return Promise.resolve();
+    }
+    if (this.#waiting.length >= this.#maxWaiting) return Promise.reject(new DashboardBusy());
+    return new Promise((resolve) => this.#waiting.push(resolve));
+  }
+
+  async #connected<T>(
+    credentials: Credentials,
+    work: (sql: postgres.Sql) => Promise<T>,
+  ): Promise<T> {
     const sql = postgres({
       ...connectionOptions,
       host: this.#host,

@@ -22,7 +22,7 @@
  *
  * @module
  */
-import { AnalystLogins, classifyFailure, parseBasicAuth } from "./logins.ts";
+import { AnalystLogins, classifyFailure, DashboardBusy, parseBasicAuth } from "./logins.ts";
 import { pageBundle } from "./bundle.ts";
 import { maxDays, readSummary } from "./summary.ts";
 
@@ -75,6 +75,9 @@ async function summary(request: Request, dbUrl: string): Promise<Response> {
     const data = await logins.run(credentials, (sql) => readSummary(sql, days));
     return Response.json(data, { headers: { "Cache-Control": "no-store" } });
   } catch (failure) {
+    if (failure instanceof DashboardBusy) {
+      return error(503, "busy", "the dashboard is busy; try again shortly", { "Retry-After": "5" });
+    }
     switch (classifyFailure(failure)) {
       case "refused":
         return error(401, "unauthorized", "the database refused this login", challenge);
