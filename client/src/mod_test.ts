@@ -190,6 +190,40 @@ Deno.test("mod: a late storage event never writes an older choice back to localS
   });
 });
 
+Deno.test("mod: a tracker on the app's own storage follows another tab's opt-out, and not a late one", async () => {
+  const local = new MemoryStorage();
+  const own = new MemoryStorage();
+  const globals = globalThis as { document?: unknown };
+  globals.document = Object.assign(new EventTarget(), { visibilityState: "visible" });
+  await withLocalStorage({ value: local }, async () => {
+    const { supabase, sent } = fakeSupabase();
+    const tracker = initTracking({
+      supabase,
+      apiKey: "anon-key",
+      storage: own,
+      flushIntervalMs: 60_000,
+    });
+    try {
+      local.setItem(keys.optedOut, "true");
+      storageEventFromAnotherTab(keys.optedOut, "true");
+      assert.equal(tracker.isOptedOut(), true);
+      assert.equal(trackInteraction.view("event", "e1"), null);
+      await interactionTracker.flush();
+      assert.deepEqual(sent, []);
+      // Opted in since in a third tab; the opt-out's event comes late.
+      local.removeItem(keys.optedOut);
+      storageEventFromAnotherTab(keys.optedOut, null);
+      const id = trackInteraction.view("event", "e2");
+      storageEventFromAnotherTab(keys.optedOut, "true");
+      assert.equal(tracker.isOptedOut(), false);
+      assert.equal(tracker.pendingCount(), 1, `${id} is still queued`);
+    } finally {
+      tracker.destroy();
+      delete globals.document;
+    }
+  });
+});
+
 Deno.test("mod: a tracker kept in memory by a full localStorage opts out and in there too", async () => {
   const local = new QuotaStorage(1_000);
   leftByEarlierPages(local);

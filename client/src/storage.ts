@@ -112,14 +112,6 @@ export function browserStorage(): KeyValueStorage {
 }
 
 /**
- * Whether `storage` is the page's memory storage, the one {@link browserStorage}
- * falls back to where localStorage cannot be written.
- */
-export function isPageMemory(storage: KeyValueStorage): boolean {
-  return storage === pageMemory;
-}
-
-/**
  * The page's `localStorage` as it is, full or not, to read from or clean up;
  * null where there is none or reading it throws (storage blocked).
  */

@@ -63,7 +63,6 @@ import {
   browserStorage,
   DEBUG_FLAG_KEY,
   forgetVisitor,
-  isPageMemory,
   keys,
   keysWithPrefix,
   type KeyValueStorage,
@@ -1209,12 +1208,15 @@ class InteractionTracker implements Tracker {
         const { key, newValue } = event as StorageEvent;
         if (key !== keys.optedOut) return;
         // Chosen in another tab, and stored in localStorage, which holds the
-        // latest choice. A tracker keeping its state in page memory
-        // (localStorage being full) would not see it there: it keeps the
-        // choice in its own storage too. Only there: written back to
-        // localStorage, a late event would undo a later choice.
-        if (isPageMemory(this.#storage)) {
-          if (newValue === "true") this.#storage.setItem(keys.optedOut, "true");
+        // latest choice: read there, not from the event, which may be late.
+        // A tracker keeping its state elsewhere (page memory, localStorage
+        // being full, or the app's own storage) keeps that choice there too;
+        // one whose storage shows localStorage finds it there already and
+        // writes nothing, which could undo a later choice.
+        const local = pageLocalStorage();
+        const latest = local !== null ? readItem(local, keys.optedOut) : newValue;
+        if (this.#storage !== local && readItem(this.#storage, keys.optedOut) !== latest) {
+          if (latest === "true") this.#storage.setItem(keys.optedOut, "true");
           else removeItem(this.#storage, keys.optedOut);
         }
         this.#optedOutHere = null;
