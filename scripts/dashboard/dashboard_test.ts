@@ -24,7 +24,7 @@ import {
   stack,
   type TrackResponse,
 } from "../../test_support/stack.ts";
-import { AnalystLogins, DashboardBusy } from "./logins.ts";
+import { AnalystLogins, classifyFailure, DashboardBusy, DashboardTimeout } from "./logins.ts";
 import type { Summary } from "./summary.ts";
 
 const dashboardUrl = Deno.env.get("DASHBOARD_URL") ?? `${stack.url}/dashboard`;
@@ -283,7 +283,10 @@ async function assertSummaryMatchesViews(days: number, query: string): Promise<S
 }
 
 Deno.test("at most a few requests hold a connection at once; a few more wait in turn, the rest are refused", async () => {
-  const logins = new AnalystLogins("postgresql://postgres:postgres@127.0.0.1:1/postgres", 2, 1);
+  const logins = new AnalystLogins("postgresql://postgres:postgres@127.0.0.1:1/postgres", {
+    maxConnections: 2,
+    maxWaiting: 1,
+  });
   const credentials = { user: "analyst_reader", password: "analyst" };
   let running = 0;
   let most = 0;
@@ -314,6 +317,24 @@ Deno.test("at most a few requests hold a connection at once; a few more wait in 
   // Free again: a new request starts at once.
   const again = logins.run(credentials, () => Promise.resolve("again"));
   assert.equal(await again, "again");
+});
+
+Deno.test("work that overruns its deadline gives its turn up, and a waiter waits a bounded time", async () => {
+  const logins = new AnalystLogins("postgresql://postgres:postgres@127.0.0.1:1/postgres", {
+    maxConnections: 1,
+    maxWaiting: 1,
+    maxWaitMs: 20,
+    deadlineMs: 100,
+  });
+  const credentials = { user: "analyst_reader", password: "analyst" };
+  // A database that stopped answering: the work never ends by itself.
+  const hung = logins.run(credentials, () => new Promise<never>(() => {}));
+  // Waiting for the one connection's turn ends after maxWaitMs.
+  await assert.rejects(logins.run(credentials, () => Promise.resolve(1)), DashboardBusy);
+  await assert.rejects(hung, DashboardTimeout);
+  assert.equal(classifyFailure(new DashboardTimeout(100)), "unavailable");
+  // The turn is free again.
+  assert.equal(await logins.run(credentials, () => Promise.resolve("next")), "next");
 });
 
 integrationTest(

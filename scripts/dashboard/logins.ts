@@ -100,9 +100,17 @@ export class DashboardBusy extends Error {
   }
 }
 
+/** A request's work did not end in time: the database stopped answering, say. */
+export class DashboardTimeout extends Error {
+  constructor(ms: number) {
+    super(`the database did not answer within ${ms} ms`);
+    this.name = "DashboardTimeout";
+  }
+}
+
 /** Sorts an error of postgres.js into a {@link LoginFailure}. */
 export function classifyFailure(error: unknown): LoginFailure {
-  if (error instanceof DashboardBusy) return "unavailable";
+  if (error instanceof DashboardBusy || error instanceof DashboardTimeout) return "unavailable";
   const code = (error as { code?: unknown } | null)?.code;
   if (typeof code !== "string") return "failed";
   if (refusedCodes.has(code)) return "refused";
@@ -116,6 +124,9 @@ const connectionOptions = {
   // The summary's queries run one after another, in one transaction.
   max: 1,
   connect_timeout: 5,
+  // Its own query at connect, which would reject unhandled when a connection
+  // is cut at the deadline; the summary reads no arrays of custom types.
+  fetch_types: false,
   // Supavisor's transaction mode cannot keep prepared statements.
   prepare: false,
   onnotice: () => {},
@@ -130,12 +141,29 @@ const connectionOptions = {
   },
 } as const;
 
+/** Limits of {@link AnalystLogins}. */
+export interface AnalystLoginsOptions {
+  /** Requests holding a connection at once (default 4). */
+  maxConnections?: number;
+  /** Requests waiting for one, in order (default 32); beyond, refused at once. */
+  maxWaiting?: number;
+  /** How long a request waits for a connection (default 10 s). */
+  maxWaitMs?: number;
+  /**
+   * How long a request's work may take (default 30 s): a database that stops
+   * answering, which its statement timeout cannot end, must not hold a
+   * connection's turn for good.
+   */
+  deadlineMs?: number;
+}
+
 /**
  * Connects as the analysts who sign in, a connection per request, at most
  * `maxConnections` at once: the database's connections are shared with the
- * track function, which a burst of dashboard requests must not starve. Up to
- * `maxWaiting` more requests wait their turn, in order; beyond that a
- * request fails at once with {@link DashboardBusy}.
+ * track function, which a burst of dashboard requests must not starve. More
+ * requests wait their turn, in order, within limits; a request refused for
+ * want of a turn fails with {@link DashboardBusy}, one whose work overran
+ * its deadline with {@link DashboardTimeout}.
  */
 export class AnalystLogins {
   readonly #host: string;
@@ -143,17 +171,21 @@ export class AnalystLogins {
   readonly #database: string;
   readonly #maxConnections: number;
   readonly #maxWaiting: number;
+  readonly #maxWaitMs: number;
+  readonly #deadlineMs: number;
   #open = 0;
   readonly #waiting: Array<() => void> = [];
 
   /** `dbUrl` names the database; its user name and password are ignored. */
-  constructor(dbUrl: string, maxConnections = 4, maxWaiting = 32) {
+  constructor(dbUrl: string, options: AnalystLoginsOptions = {}) {
     const url = new URL(dbUrl);
     this.#host = url.hostname;
     this.#port = Number(url.port || "5432");
     this.#database = decodeURIComponent(url.pathname.slice(1)) || "postgres";
-    this.#maxConnections = maxConnections;
-    this.#maxWaiting = maxWaiting;
+    this.#maxConnections = options.maxConnections ?? 4;
+    this.#maxWaiting = options.maxWaiting ?? 32;
+    this.#maxWaitMs = options.maxWaitMs ?? 10_000;
+    this.#deadlineMs = options.deadlineMs ?? 30_000;
   }
 
   /** Runs `work` connected as `credentials`, on a connection closed when it ends. */
@@ -175,7 +207,17 @@ export class AnalystLogins {
       return Promise.resolve();
     }
     if (this.#waiting.length >= this.#maxWaiting) return Promise.reject(new DashboardBusy());
-    return new Promise((resolve) => this.#waiting.push(resolve));
+    return new Promise((resolve, reject) => {
+      const handOver = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+      const timer = setTimeout(() => {
+        this.#waiting.splice(this.#waiting.indexOf(handOver), 1);
+        reject(new DashboardBusy());
+      }, this.#maxWaitMs);
+      this.#waiting.push(handOver);
+    });
   }
 
   async #connected<T>(
@@ -190,10 +232,21 @@ export class AnalystLogins {
       username: credentials.user,
       password: credentials.password,
     });
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const overrun = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new DashboardTimeout(this.#deadlineMs)), this.#deadlineMs);
+    });
+    const working = work(sql);
+    // Past the deadline nobody awaits it; its failure, when the connection
+    // is cut below, must not go unhandled.
+    working.catch(() => {});
     try {
-      return await work(sql);
+      return await Promise.race([working, overrun]);
     } finally {
-      await sql.end({ timeout: 1 });
+      clearTimeout(timer);
+      // At once: a connection to a database that stopped answering would
+      // not close by itself.
+      await sql.end({ timeout: 0 });
     }
   }
 }
