@@ -224,6 +224,42 @@ Deno.test("mod: a tracker on the app's own storage follows another tab's opt-out
   });
 });
 
+Deno.test("mod: a tracker whose own storage is full still follows another tab's opt-out", async () => {
+  const local = new MemoryStorage();
+  const own = new (class extends MemoryStorage {
+    full = false;
+    override setItem(key: string, value: string): void {
+      if (this.full) throw new DOMException("The quota has been exceeded.", "QuotaExceededError");
+      super.setItem(key, value);
+    }
+  })();
+  const globals = globalThis as { document?: unknown };
+  globals.document = Object.assign(new EventTarget(), { visibilityState: "visible" });
+  await withLocalStorage({ value: local }, async () => {
+    const { supabase, sent } = fakeSupabase();
+    const tracker = initTracking({
+      supabase,
+      apiKey: "anon-key",
+      storage: own,
+      flushIntervalMs: 60_000,
+    });
+    try {
+      own.full = true;
+      local.setItem(keys.optedOut, "true");
+      storageEventFromAnotherTab(keys.optedOut, "true");
+      assert.equal(tracker.isOptedOut(), true);
+      assert.equal(trackInteraction.view("event", "e1"), null);
+      await interactionTracker.flush();
+      assert.deepEqual(sent, []);
+    } finally {
+      own.full = false;
+      tracker.optIn();
+      tracker.destroy();
+      delete globals.document;
+    }
+  });
+});
+
 Deno.test("mod: a tracker kept in memory by a full localStorage opts out and in there too", async () => {
   const local = new QuotaStorage(1_000);
   leftByEarlierPages(local);

@@ -1215,13 +1215,23 @@ class InteractionTracker implements Tracker {
         // writes nothing, which could undo a later choice.
         const local = pageLocalStorage();
         const latest = local !== null ? readItem(local, keys.optedOut) : newValue;
-        if (this.#storage !== local && readItem(this.#storage, keys.optedOut) !== latest) {
-          if (latest === "true") this.#storage.setItem(keys.optedOut, "true");
-          else removeItem(this.#storage, keys.optedOut);
+        const own = this.#storage === local ? latest : readItem(this.#storage, keys.optedOut);
+        if (latest === "true") {
+          // As optOut(): forgotten first, so that a full storage has room
+          // for the flag, and held in this tab if it still has none.
+          this.#optedOutHere = true;
+          this.#forgetEverything();
+          if (own !== "true") {
+            try {
+              this.#storage.setItem(keys.optedOut, "true");
+            } catch {
+              return;
+            }
+          }
+        } else if (own !== null) {
+          removeItem(this.#storage, keys.optedOut);
         }
         this.#optedOutHere = null;
-        // The stored choice, not the event's: a late event is not the latest.
-        if (this.isOptedOut()) this.#forgetEverything();
       }),
     );
   }
