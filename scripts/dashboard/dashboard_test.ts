@@ -335,6 +335,14 @@ Deno.test("work that overruns its deadline gives its turn up, and a waiter waits
   assert.equal(classifyFailure(new DashboardTimeout(100)), "unavailable");
   // The turn is free again.
   assert.equal(await logins.run(credentials, () => Promise.resolve("next")), "next");
+  // Work that throws at once leaves no deadline behind to reject unhandled.
+  await assert.rejects(
+    logins.run(credentials, () => {
+      throw new Error("at once");
+    }),
+    /at once/,
+  );
+  await new Promise((resolve) => setTimeout(resolve, 150));
 });
 
 integrationTest(

@@ -233,14 +233,15 @@ export class AnalystLogins {
       password: credentials.password,
     });
     let timer: ReturnType<typeof setTimeout> | undefined;
-    const overrun = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new DashboardTimeout(this.#deadlineMs)), this.#deadlineMs);
-    });
-    const working = work(sql);
-    // Past the deadline nobody awaits it; its failure, when the connection
-    // is cut below, must not go unhandled.
-    working.catch(() => {});
     try {
+      // A promise even if `work` throws at once.
+      const working = Promise.resolve().then(() => work(sql));
+      // Past the deadline nobody awaits it; its failure, when the connection
+      // is cut below, must not go unhandled.
+      working.catch(() => {});
+      const overrun = new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new DashboardTimeout(this.#deadlineMs)), this.#deadlineMs);
+      });
       return await Promise.race([working, overrun]);
     } finally {
       clearTimeout(timer);
