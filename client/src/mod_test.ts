@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { initTracking, interactionTracker, trackInteraction } from "./mod.ts";
-import { keys, MemoryStorage } from "./storage.ts";
-import type { SupabaseClientLike } from "./tracker.ts";
+import { keys, type KeyValueStorage, MemoryStorage } from "./storage.ts";
+import type { SupabaseClientLike, Tracker } from "./tracker.ts";
 import { blockedLocalStorage, withLocalStorage } from "../../test_support/local_storage.ts";
 
 /** A supabase-js client with nobody signed in, whose requests fail while `offline` is true. */
@@ -30,7 +30,7 @@ const tick = (ms = 0) => new Promise((done) => setTimeout(done, ms));
 
 /** A localStorage that refuses a write taking it past `quota` characters, as browsers do. */
 class QuotaStorage extends MemoryStorage {
-  constructor(readonly quota: number) {
+  constructor(public quota: number) {
     super();
   }
 
@@ -104,6 +104,35 @@ function storageEventFromAnotherTab(key: string, newValue: string | null): void 
   globalThis.dispatchEvent(Object.assign(new Event("storage"), { key, newValue }));
 }
 
+/**
+ * A tab of a page whose localStorage is `local`: a tracker started by
+ * initTracking() (on `storage` when given), listening to the page, stopped
+ * after `body`.
+ */
+async function inTab(
+  local: KeyValueStorage,
+  storage: KeyValueStorage | undefined,
+  body: (tracker: Tracker, sent: string[]) => Promise<void> | void,
+): Promise<void> {
+  const globals = globalThis as { document?: unknown };
+  globals.document = Object.assign(new EventTarget(), { visibilityState: "visible" });
+  await withLocalStorage({ value: local }, async () => {
+    const { supabase, sent } = fakeSupabase();
+    const tracker = initTracking({
+      supabase,
+      apiKey: "anon-key",
+      flushIntervalMs: 60_000,
+      ...(storage && { storage }),
+    });
+    try {
+      await body(tracker, sent);
+    } finally {
+      tracker.destroy();
+      delete globals.document;
+    }
+  });
+}
+
 // The last before any tracker: it starts the first.
 Deno.test("mod: an opt-in before initTracking() with a full localStorage holds when tracking starts", async () => {
   const local = new QuotaStorage(1_000);
@@ -124,35 +153,23 @@ Deno.test("mod: an opt-in before initTracking() with a full localStorage holds w
 
 Deno.test("mod: a tracker kept in memory by a full localStorage follows another tab's opt-out and opt-in", async () => {
   const local = new QuotaStorage(1_000);
-  local.setItem("app:cache", "x".repeat(1_000 - local.used() - "app:cache".length - 40));
-  // A page, for the tracker to listen to it.
-  const globals = globalThis as { document?: unknown };
-  globals.document = Object.assign(new EventTarget(), { visibilityState: "visible" });
-  await withLocalStorage({ value: local }, async () => {
-    const { supabase, sent } = fakeSupabase();
-    local.setItem("app:more", "x".repeat(1_000 - local.used() - "app:more".length));
-    const tracker = initTracking({ supabase, apiKey: "anon-key", flushIntervalMs: 60_000 });
-    try {
-      assert.equal(tracker.isOptedOut(), false);
-      // Another tab makes room, opts out and stores it there.
-      local.removeItem("app:more");
-      local.setItem(keys.optedOut, "true");
-      storageEventFromAnotherTab(keys.optedOut, "true");
-      assert.equal(tracker.isOptedOut(), true);
-      assert.equal(trackInteraction.view("event", "e1"), null);
-      await interactionTracker.flush();
-      assert.deepEqual(sent, []);
-      // And back in.
-      local.removeItem(keys.optedOut);
-      storageEventFromAnotherTab(keys.optedOut, null);
-      assert.equal(tracker.isOptedOut(), false);
-    } finally {
-      tracker.destroy();
-      delete globals.document;
-    }
+  local.setItem("app:cache", "x".repeat(1_000 - local.used() - "app:cache".length));
+  await inTab(local, undefined, async (tracker, sent) => {
+    assert.equal(tracker.isOptedOut(), false);
+    // Another tab makes room, opts out and stores it there.
+    local.removeItem("app:cache");
+    local.setItem(keys.optedOut, "true");
+    storageEventFromAnotherTab(keys.optedOut, "true");
+    assert.equal(tracker.isOptedOut(), true);
+    assert.equal(trackInteraction.view("event", "e1"), null);
+    await interactionTracker.flush();
+    assert.deepEqual(sent, []);
+    // And back in.
+    local.removeItem(keys.optedOut);
+    storageEventFromAnotherTab(keys.optedOut, null);
+    assert.equal(tracker.isOptedOut(), false);
   });
 });
-
 Deno.test("mod: a late storage event never writes an older choice back to localStorage", async () => {
   const local = new MemoryStorage();
   // The app's own adapter over localStorage, as the storage option allows.
@@ -165,86 +182,40 @@ Deno.test("mod: a late storage event never writes an older choice back to localS
     setItem: (key: string, value: string) => local.setItem(key, value),
     removeItem: (key: string) => local.removeItem(key),
   };
-  const globals = globalThis as { document?: unknown };
-  globals.document = Object.assign(new EventTarget(), { visibilityState: "visible" });
-  await withLocalStorage({ value: local }, () => {
-    const { supabase } = fakeSupabase();
-    const tracker = initTracking({
-      supabase,
-      apiKey: "anon-key",
-      storage: adapter,
-      flushIntervalMs: 60_000,
-    });
-    try {
-      const id = trackInteraction.view("event", "e1");
-      // One tab opted out, another opted in since: the first one's event
-      // arrives last.
-      storageEventFromAnotherTab(keys.optedOut, "true");
-      assert.equal(local.getItem(keys.optedOut), null);
-      assert.equal(tracker.isOptedOut(), false);
-      assert.equal(tracker.pendingCount(), 1, `${id} is still queued`);
-    } finally {
-      tracker.destroy();
-      delete globals.document;
-    }
+  await inTab(local, adapter, (tracker) => {
+    const id = trackInteraction.view("event", "e1");
+    // One tab opted out, another opted in since: the first one's event
+    // arrives last.
+    storageEventFromAnotherTab(keys.optedOut, "true");
+    assert.equal(local.getItem(keys.optedOut), null);
+    assert.equal(tracker.isOptedOut(), false);
+    assert.equal(tracker.pendingCount(), 1, `${id} is still queued`);
   });
 });
-
 Deno.test("mod: a tracker on the app's own storage follows another tab's opt-out, and not a late one", async () => {
   const local = new MemoryStorage();
-  const own = new MemoryStorage();
-  const globals = globalThis as { document?: unknown };
-  globals.document = Object.assign(new EventTarget(), { visibilityState: "visible" });
-  await withLocalStorage({ value: local }, async () => {
-    const { supabase, sent } = fakeSupabase();
-    const tracker = initTracking({
-      supabase,
-      apiKey: "anon-key",
-      storage: own,
-      flushIntervalMs: 60_000,
-    });
-    try {
-      local.setItem(keys.optedOut, "true");
-      storageEventFromAnotherTab(keys.optedOut, "true");
-      assert.equal(tracker.isOptedOut(), true);
-      assert.equal(trackInteraction.view("event", "e1"), null);
-      await interactionTracker.flush();
-      assert.deepEqual(sent, []);
-      // Opted in since in a third tab; the opt-out's event comes late.
-      local.removeItem(keys.optedOut);
-      storageEventFromAnotherTab(keys.optedOut, null);
-      const id = trackInteraction.view("event", "e2");
-      storageEventFromAnotherTab(keys.optedOut, "true");
-      assert.equal(tracker.isOptedOut(), false);
-      assert.equal(tracker.pendingCount(), 1, `${id} is still queued`);
-    } finally {
-      tracker.destroy();
-      delete globals.document;
-    }
+  await inTab(local, new MemoryStorage(), async (tracker, sent) => {
+    local.setItem(keys.optedOut, "true");
+    storageEventFromAnotherTab(keys.optedOut, "true");
+    assert.equal(tracker.isOptedOut(), true);
+    assert.equal(trackInteraction.view("event", "e1"), null);
+    await interactionTracker.flush();
+    assert.deepEqual(sent, []);
+    // Opted in since in a third tab; the opt-out's event comes late.
+    local.removeItem(keys.optedOut);
+    storageEventFromAnotherTab(keys.optedOut, null);
+    const id = trackInteraction.view("event", "e2");
+    storageEventFromAnotherTab(keys.optedOut, "true");
+    assert.equal(tracker.isOptedOut(), false);
+    assert.equal(tracker.pendingCount(), 1, `${id} is still queued`);
   });
 });
-
 Deno.test("mod: a tracker whose own storage is full still follows another tab's opt-out", async () => {
   const local = new MemoryStorage();
-  const own = new (class extends MemoryStorage {
-    full = false;
-    override setItem(key: string, value: string): void {
-      if (this.full) throw new DOMException("The quota has been exceeded.", "QuotaExceededError");
-      super.setItem(key, value);
-    }
-  })();
-  const globals = globalThis as { document?: unknown };
-  globals.document = Object.assign(new EventTarget(), { visibilityState: "visible" });
-  await withLocalStorage({ value: local }, async () => {
-    const { supabase, sent } = fakeSupabase();
-    const tracker = initTracking({
-      supabase,
-      apiKey: "anon-key",
-      storage: own,
-      flushIntervalMs: 60_000,
-    });
+  const own = new QuotaStorage(Infinity);
+  await inTab(local, own, async (tracker, sent) => {
     try {
-      own.full = true;
+      own.quota = 0;
       local.setItem(keys.optedOut, "true");
       storageEventFromAnotherTab(keys.optedOut, "true");
       assert.equal(tracker.isOptedOut(), true);
@@ -252,14 +223,11 @@ Deno.test("mod: a tracker whose own storage is full still follows another tab's 
       await interactionTracker.flush();
       assert.deepEqual(sent, []);
     } finally {
-      own.full = false;
+      own.quota = Infinity;
       tracker.optIn();
-      tracker.destroy();
-      delete globals.document;
     }
   });
 });
-
 Deno.test("mod: a tracker kept in memory by a full localStorage opts out and in there too", async () => {
   const local = new QuotaStorage(1_000);
   leftByEarlierPages(local);
