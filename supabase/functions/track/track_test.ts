@@ -8,7 +8,7 @@
  *   deno test --allow-all supabase/functions
  */
 import assert from "node:assert/strict";
-import { createClient, FunctionsHttpError } from "@supabase/supabase-js";
+import { createClient, FunctionsHttpError, type SupabaseClient } from "@supabase/supabase-js";
 import { corsHeaders as sdkCors } from "@supabase/supabase-js/cors";
 import type postgres from "postgres";
 import { FaultProxy } from "../../../scripts/faults/tcp_proxy.ts";
@@ -856,6 +856,13 @@ integrationTest(
 
 // --- the real client --------------------------------------------------------------
 
+/** Sends `body` with supabase-js's functions.invoke and checks its one event was stored. */
+async function invokeStoresOne(client: SupabaseClient, body: Json): Promise<void> {
+  const { data, error } = await client.functions.invoke("track", { body });
+  assert.equal(error, null);
+  assert.deepEqual(data, { accepted: 1, duplicates: 0, rejected: [] });
+}
+
 integrationTest(
   "supabase-js functions.invoke('track') stores events, signed in and anonymous",
   async () => {
@@ -873,16 +880,10 @@ integrationTest(
       entityType: "artist",
       metadata: { artist_name: "The Weeknd" },
     });
-    const mine = await signedIn.functions.invoke("track", {
-      body: { events: [liked], sentAt: new Date().toISOString() },
-    });
-    assert.equal(mine.error, null);
-    assert.deepEqual(mine.data, { accepted: 1, duplicates: 0, rejected: [] });
+    await invokeStoresOne(signedIn, { events: [liked], sentAt: new Date().toISOString() });
 
     const visit = view({ anonymousId: "invoke-visitor" });
-    const theirs = await anonymous.functions.invoke("track", { body: visit });
-    assert.equal(theirs.error, null);
-    assert.deepEqual(theirs.data, { accepted: 1, duplicates: 0, rejected: [] });
+    await invokeStoresOne(anonymous, visit);
 
     const [likeRow, visitRow] = await rowsOf([liked.eventId, visit.eventId]);
     assert.equal(likeRow.user_id, user.id);
@@ -910,14 +911,10 @@ integrationTest(
     const server = createClient(stack.url, stack.secretKey, options);
 
     const visit = view({ anonymousId: "publishable-visitor" });
-    const fromBrowser = await browser.functions.invoke("track", { body: visit });
-    assert.equal(fromBrowser.error, null);
-    assert.deepEqual(fromBrowser.data, { accepted: 1, duplicates: 0, rejected: [] });
+    await invokeStoresOne(browser, visit);
 
     const relayed = view({ anonymousId: "relayed-visitor" });
-    const fromServer = await server.functions.invoke("track", { body: relayed });
-    assert.equal(fromServer.error, null);
-    assert.deepEqual(fromServer.data, { accepted: 1, duplicates: 0, rejected: [] });
+    await invokeStoresOne(server, relayed);
 
     const rows = await rowsOf([visit.eventId, relayed.eventId]);
     assert.deepEqual(rows.map((row) => [row.user_id, row.anonymous_id]), [
