@@ -104,6 +104,20 @@ function storageEventFromAnotherTab(key: string, newValue: string | null): void 
   globalThis.dispatchEvent(Object.assign(new Event("storage"), { key, newValue }));
 }
 
+/** Another tab opts out, stores it in `local`: this tab collects and sends nothing. */
+async function optedOutInAnotherTab(
+  local: KeyValueStorage,
+  tracker: Tracker,
+  sent: string[],
+): Promise<void> {
+  local.setItem(keys.optedOut, "true");
+  storageEventFromAnotherTab(keys.optedOut, "true");
+  assert.equal(tracker.isOptedOut(), true);
+  assert.equal(trackInteraction.view("event", "e1"), null);
+  await interactionTracker.flush();
+  assert.deepEqual(sent, []);
+}
+
 /**
  * A tab of a page whose localStorage is `local`: a tracker started by
  * initTracking() (on `storage` when given), listening to the page, stopped
@@ -158,12 +172,7 @@ Deno.test("mod: a tracker kept in memory by a full localStorage follows another 
     assert.equal(tracker.isOptedOut(), false);
     // Another tab makes room, opts out and stores it there.
     local.removeItem("app:cache");
-    local.setItem(keys.optedOut, "true");
-    storageEventFromAnotherTab(keys.optedOut, "true");
-    assert.equal(tracker.isOptedOut(), true);
-    assert.equal(trackInteraction.view("event", "e1"), null);
-    await interactionTracker.flush();
-    assert.deepEqual(sent, []);
+    await optedOutInAnotherTab(local, tracker, sent);
     // And back in.
     local.removeItem(keys.optedOut);
     storageEventFromAnotherTab(keys.optedOut, null);
@@ -195,12 +204,7 @@ Deno.test("mod: a late storage event never writes an older choice back to localS
 Deno.test("mod: a tracker on the app's own storage follows another tab's opt-out, and not a late one", async () => {
   const local = new MemoryStorage();
   await inTab(local, new MemoryStorage(), async (tracker, sent) => {
-    local.setItem(keys.optedOut, "true");
-    storageEventFromAnotherTab(keys.optedOut, "true");
-    assert.equal(tracker.isOptedOut(), true);
-    assert.equal(trackInteraction.view("event", "e1"), null);
-    await interactionTracker.flush();
-    assert.deepEqual(sent, []);
+    await optedOutInAnotherTab(local, tracker, sent);
     // Opted in since in a third tab; the opt-out's event comes late.
     local.removeItem(keys.optedOut);
     storageEventFromAnotherTab(keys.optedOut, null);
@@ -216,12 +220,7 @@ Deno.test("mod: a tracker whose own storage is full still follows another tab's 
   await inTab(local, own, async (tracker, sent) => {
     try {
       own.quota = 0;
-      local.setItem(keys.optedOut, "true");
-      storageEventFromAnotherTab(keys.optedOut, "true");
-      assert.equal(tracker.isOptedOut(), true);
-      assert.equal(trackInteraction.view("event", "e1"), null);
-      await interactionTracker.flush();
-      assert.deepEqual(sent, []);
+      await optedOutInAnotherTab(local, tracker, sent);
     } finally {
       own.quota = Infinity;
       tracker.optIn();
