@@ -4,7 +4,7 @@
 -- row of a request with rejections, and concurrent requests for one session.
 -- At the end, every session's figures equal those recomputed from its events.
 begin;
-select plan(51);
+select plan(52);
 
 -- Names for the random ids of this run: pg_temp.id('user A') is the same
 -- uuid every time it is asked for within the run, and a new one each run.
@@ -608,11 +608,12 @@ select results_eq(
 );
 
 -- The function's own lists match the table's: every event type and every
--- entity type the CHECK constraints allow is accepted.
+-- entity type the CHECK constraints allow is accepted. The event types share
+-- one session, in which only the view is a page view.
 
 select pg_temp.ingest('call 15', 'user B', (
   select jsonb_agg(
-    pg_temp.ev(n::integer - 1, 'type ' || t, null, null, t, '0 seconds') order by n
+    pg_temp.ev(n::integer - 1, 'type ' || t, 'session T', null, t, '0 seconds') order by n
   )
   from unnest(array[
     'view', 'click', 'like', 'share', 'interest', 'search', 'review', 'comment', 'navigate',
@@ -640,6 +641,11 @@ select results_eq(
   $$,
   $$ values ('call 15', 18::bigint, 18::bigint), ('call 16', 12, 12) $$,
   'all 18 event types and all 12 entity types are accepted'
+);
+select results_eq(
+  $$ select interaction_count, page_views from public.sessions where id = pg_temp.id('session T') $$,
+  $$ values (18, 1) $$,
+  'of all 18 event types only view counts as a page view'
 );
 
 -- Access: only the owner may call the function.
