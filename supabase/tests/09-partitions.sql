@@ -498,7 +498,7 @@ select results_eq(
       pg_temp.ev(1, 'r2', 'session R1', 'click', pg_temp.month(-3) + interval '1 day 1 minute'),
       pg_temp.ev(2, 'r3', 'session R2', 'view', pg_temp.month(-2) - interval '1 minute'),
       pg_temp.ev(3, 'r4', 'session R2', 'view', pg_temp.month(-2) + interval '1 minute'),
-      pg_temp.ev(4, 'r5', 'session R2', 'click', pg_temp.month(-2) + interval '2 minutes'),
+      pg_temp.ev(4, 'r5', 'session R2', 'navigate', pg_temp.month(-2) + interval '2 minutes'),
       pg_temp.ev(5, 'r6', 'session R3', 'view', pg_temp.month(-2) + interval '1 day'),
       pg_temp.ev(6, 'r7', null, 'view', timestamptz '2001-02-03T10:00:00Z')
     )
