@@ -193,6 +193,21 @@ export class DurableQueue<E extends { eventId: string }> {
   }
 
   /**
+   * Writes the events held in memory under the key, merged with what is
+   * stored there, attached or not, and leaves the queue as it was: for a tab
+   * that lets go of its key before it ever owned it, whose events would
+   * otherwise be lost. Only for a key no other tab owns.
+   */
+  persist(): void {
+    if (this.#attached) {
+      this.save();
+      return;
+    }
+    this.attach();
+    this.detach();
+  }
+
+  /**
    * Writes the queue to storage now: all of it, or the newest part that fits
    * when the storage is full (halving until it does). Nothing is dropped for
    * want of space; what is not written is reported once, until a write

@@ -63,6 +63,8 @@ import {
   browserStorage,
   DEBUG_FLAG_KEY,
   forgetVisitor,
+  heldChoice,
+  holdChoice,
   keys,
   keysWithPrefix,
   type KeyValueStorage,
@@ -167,8 +169,10 @@ export interface TrackerOptions {
   /** The functions endpoint, for keepalive requests. Default: read from the client. */
   functionsUrl?: string;
   /**
-   * The project's anon key, the bearer of anonymous requests (a publishable key, not being a JWT,
-   * is refused there) and the `apikey` of keepalive ones. Default: read from the client.
+   * The project's anon key or publishable key: the bearer of anonymous requests and the `apikey`
+   * of keepalive ones. A publishable key, not being a JWT, is accepted by the `track` function
+   * (deployed with `verify_jwt = false`), only a gateway verifying JWTs would refuse it.
+   * Default: read from the client.
    */
   apiKey?: string;
   /** Send with `keepalive` when the page is hidden or closed. Default true. */
@@ -221,6 +225,9 @@ export interface Tracker {
 }
 
 const userSpecific: ReadonlySet<string> = new Set(USER_SPECIFIC_EVENT_TYPES);
+// Events a full storage could not take when their tracker was stopped, for
+// the next tracker of the page on that storage: a replaced tracker drops nothing.
+const heldForNextTracker = new WeakMap<KeyValueStorage, Entry[]>();
 const NEEDS_SIGNED_IN_USER: FieldError = { path: "eventType", message: "needs a signed-in user" };
 // Room left in the keepalive budget for what the browser counts besides the body.
 const KEEPALIVE_MARGIN_BYTES = 1024;
@@ -305,9 +312,15 @@ class InteractionTracker implements Tracker {
   // Ends each wait for supabase-js under way: `destroy()` calls them.
   readonly #endWaits = new Set<() => void>();
   #memoryAnonymousId: string | null = null;
-  // The visitor's choice when the storage could not record it; null while
-  // the storage holds it, where every tab reads the latest one.
-  #optedOutHere: boolean | null = null;
+  // The visitor's choice when the storage could not record it, held for
+  // every tracker of the page on that storage; null while the storage holds
+  // it, where every tab reads the latest one.
+  get #optedOutHere(): boolean | null {
+    return heldChoice(this.#storage);
+  }
+  set #optedOutHere(optedOut: boolean | null) {
+    holdChoice(this.#storage, optedOut);
+  }
   #ownsQueue = false;
   #running: Promise<void> | null = null;
   #runAgain = false;
@@ -330,10 +343,12 @@ class InteractionTracker implements Tracker {
   constructor(options: TrackerOptions) {
     this.#supabase = options.supabase;
     this.#functionName = options.functionName ?? "track";
-    this.#batchSize = Math.floor(numberOption(options.batchSize, 20));
+    // At least one: a fraction would floor to 0, and a request of 0 events
+    // sends nothing, ever.
+    this.#batchSize = Math.max(1, Math.floor(numberOption(options.batchSize, 20)));
     this.#maxEventsPerRequest = Math.min(
       MAX_EVENTS_PER_REQUEST,
-      Math.floor(numberOption(options.maxEventsPerRequest, MAX_EVENTS_PER_REQUEST)),
+      Math.max(1, Math.floor(numberOption(options.maxEventsPerRequest, MAX_EVENTS_PER_REQUEST))),
     );
     this.#backoff = backoffOptions(options.backoff);
     this.#onError = options.onError;
@@ -463,16 +478,17 @@ class InteractionTracker implements Tracker {
     this.#optedOutHere = true;
     // Forgotten first: a full storage has room for the flag once the queues are gone.
     this.#forgetEverything();
-    // Kept in memory, localStorage being full, the tracker clears what
-    // earlier pages left there too, and stores the choice where the next
-    // page will look for it, if there is room now.
+    // Kept elsewhere (the app's own storage, or page memory where
+    // localStorage refuses writes), the tracker clears what earlier pages
+    // left in localStorage too, and stores the choice where the next page
+    // will look for it, if it can.
     const local = pageLocalStorage();
     if (local !== null && local !== this.#storage) {
       forgetVisitor(local);
       try {
         local.setItem(keys.optedOut, "true");
       } catch {
-        // Still full: the choice holds for this page.
+        // Not writable: the choice holds for this page.
       }
     }
     try {
@@ -485,8 +501,8 @@ class InteractionTracker implements Tracker {
   }
 
   optIn(): void {
-    // Also where an opt-out stored there, localStorage being full then, would
-    // be taken over again by the next page.
+    // Also from localStorage when the tracker keeps its state elsewhere: an
+    // opt-out stored there would be taken over again by the next page.
     const local = pageLocalStorage();
     if (local !== null && local !== this.#storage) removeItem(local, keys.optedOut);
     try {
@@ -508,7 +524,21 @@ class InteractionTracker implements Tracker {
   destroy(): void {
     if (this.#destroyed) return;
     this.#destroyed = true;
-    this.#queue.save();
+    // Stopped before the tab owned its key (initTracking() twice at
+    // startup, a component mounted twice), the queue has never been
+    // written: written now, under this tab's own key, it is adopted by the
+    // next tracker, or by another tab once this one is gone.
+    this.#queue.persist();
+    const stored = new Set(
+      readQueue<OutgoingEvent>(this.#storage, this.#queue.key).map((entry) => entry.event.eventId),
+    );
+    const unstored = this.#queue.entries().filter((entry) => !stored.has(entry.event.eventId));
+    if (unstored.length > 0) {
+      heldForNextTracker.set(this.#storage, [
+        ...(heldForNextTracker.get(this.#storage) ?? []),
+        ...unstored,
+      ]);
+    }
     // The key is another tab's to take over from now on: a request that
     // settles later must not write it again.
     this.#queue.detach();
@@ -713,6 +743,8 @@ class InteractionTracker implements Tracker {
         continue;
       }
       if (!this.#settle(delivery, batch)) return;
+      // The app asked for it, and the server answered: its wait is over.
+      if (force) this.#endBackoff();
     }
   }
 
@@ -812,8 +844,13 @@ class InteractionTracker implements Tracker {
       });
       return false;
     }
+    // The plain backoff ends, but not a `Retry-After`: a keepalive request
+    // sent before it came may be answered 200 after it, and a rate limit
+    // that refused a large request may take a small one. Only its own timer,
+    // `flush()` or the browser coming back online ends it.
     this.#attempt = 0;
-    this.#endBackoff();
+    clearTimeout(this.#retryTimer);
+    this.#retryTimer = undefined;
     this.#queue.remove(ids);
     // Tokens work again: a later 401 may be worth a renewal.
     if (delivery.kind === "processed") this.#renewedToken = null;
@@ -950,6 +987,12 @@ class InteractionTracker implements Tracker {
 
   // Queues of tabs that are gone join this tab's queue, one owner at a time.
   async #adoptAbandonedQueues(): Promise<void> {
+    const held = heldForNextTracker.get(this.#storage);
+    if (held !== undefined) {
+      heldForNextTracker.delete(this.#storage);
+      const added = this.#queue.merge(held);
+      if (added > 0) this.#debug(`took over ${added} events a stopped tracker held in memory`);
+    }
     const own = keys.queuePrefix + this.#tabId;
     for (const key of keysWithPrefix(this.#storage, keys.queuePrefix)) {
       if (key === own) continue;
@@ -972,6 +1015,7 @@ class InteractionTracker implements Tracker {
 
   #forgetEverything(): void {
     this.#queue.clear();
+    heldForNextTracker.delete(this.#storage);
     this.#sessions.clear();
     forgetVisitor(this.#storage);
     this.#memoryAnonymousId = null;
@@ -1210,7 +1254,7 @@ class InteractionTracker implements Tracker {
         // Chosen in another tab, and stored in localStorage, which holds the
         // latest choice: read there, not from the event, which may be late.
         // A tracker keeping its state elsewhere (page memory, localStorage
-        // being full, or the app's own storage) keeps that choice there too;
+        // refusing writes, or the app's own storage) keeps that choice there too;
         // one whose storage shows localStorage finds it there already and
         // writes nothing, which could undo a later choice.
         const local = pageLocalStorage();
@@ -1266,7 +1310,7 @@ class InteractionTracker implements Tracker {
   }
 
   // The developer sets the switch in localStorage, which still says it when
-  // the tracker keeps its state elsewhere (in memory, localStorage being full).
+  // the tracker keeps its state elsewhere (in memory, or the app's own storage).
   #debugging(): boolean {
     const local = pageLocalStorage();
     return (local !== null && readItem(local, DEBUG_FLAG_KEY) === "true") ||

@@ -186,6 +186,21 @@ Deno.test("tracker: its methods work passed on alone, away from the tracker", as
   });
 });
 
+Deno.test("tracker: a maxEventsPerRequest below 1 sends one event a request, not none", async () => {
+  const { supabase, calls } = fakeSupabase();
+  await withTracker({ supabase, maxEventsPerRequest: 0.5 }, async (tracker, errors) => {
+    const ids = [
+      tracker.trackInteraction.view("event", "e1"),
+      tracker.trackInteraction.view("event", "e2"),
+    ];
+    await tracker.flush();
+    assert.deepEqual(calls.map((c) => c.body.events.length), [1, 1]);
+    assert.deepEqual(sentIds(calls), ids);
+    assert.equal(tracker.pendingCount(), 0);
+    assert.deepEqual(errors, []);
+  });
+});
+
 Deno.test("tracker: numeric options that are not positive numbers take their defaults", async () => {
   const { supabase, calls } = fakeSupabase();
   const slow = supabase.functions.invoke;
@@ -1624,6 +1639,51 @@ Deno.test("tracker: a new page sends the queue an earlier page left behind", asy
   });
 });
 
+Deno.test("tracker: events tracked just before destroy(), in the task that created it, are sent once by the next tracker", async () => {
+  const storage = new MemoryStorage();
+  const { supabase, calls } = fakeSupabase();
+  // initTracking() twice at startup, or a component mounted, unmounted and
+  // mounted again: the first tracker never got to own its queue.
+  const replaced = createTracker({ supabase, storage, flushIntervalMs: HOUR });
+  const id = replaced.trackInteraction.view("event", "e1");
+  replaced.destroy();
+  await tick(); // the browser frees the lock the first tracker asked for
+  assert.equal(calls.length, 0);
+  await withTracker({ supabase, storage }, async (tracker) => {
+    await tracker.flush();
+    assert.deepEqual(sentIds(calls), [id]);
+    assert.deepEqual(keysWithPrefix(storage, "synth_interactions:queue:"), []);
+  });
+});
+
+Deno.test("tracker: a backlog earlier pages left in a full localStorage is sent, and its key removed", async () => {
+  const left = {
+    eventId: crypto.randomUUID(),
+    sessionId: crypto.randomUUID(),
+    anonymousId: "visitor-1",
+    eventType: "view",
+    entityType: "event",
+    entityId: "e-old",
+    timestamp: new Date().toISOString(),
+  };
+  const oldKey = "synth_interactions:queue:old-tab";
+  const items = new Map([[oldKey, JSON.stringify([{ event: left, userId: null }])], [
+    "app:cache",
+    "x".repeat(1000),
+  ]]);
+  const { supabase, calls } = fakeSupabase();
+  await withLocalStorage({ value: fullLocalStorage(items) }, async () => {
+    // No storage option: the tracker picks localStorage, full as it is.
+    await withTracker({ supabase, storage: undefined }, async (tracker) => {
+      await tick(20); // the tab owns its queue, and takes the left one over
+      await tracker.flush();
+      assert.deepEqual(sentIds(calls), [left.eventId]);
+      assert.equal(items.has(oldKey), false, "the old key no longer fills localStorage");
+      assert.equal(tracker.pendingCount(), 0);
+    });
+  });
+});
+
 /** A page that tracks two events and goes away: answers their ids, left in `storage`. */
 async function leaveQueue(
   storage: MemoryStorage,
@@ -1724,22 +1784,23 @@ Deno.test("tracker: a queue taken over joins in tracking order: the oldest go fi
   }
 });
 
-Deno.test("tracker: taking over a left queue needs no room for a second copy of it", async () => {
-  /** A storage with a quota on everything it holds, as browsers have. */
-  class QuotaStorage extends MemoryStorage {
-    capacity = Infinity;
-    used(): number {
-      let total = 0;
-      for (let i = 0; i < this.length; i++) total += this.getItem(this.key(i)!)!.length;
-      return total;
-    }
-    override setItem(key: string, value: string): void {
-      if (this.used() - (this.getItem(key)?.length ?? 0) + value.length > this.capacity) {
-        throw new DOMException("The quota has been exceeded.", "QuotaExceededError");
-      }
-      super.setItem(key, value);
-    }
+/** A storage with a quota on everything it holds, as browsers have. */
+class QuotaStorage extends MemoryStorage {
+  capacity = Infinity;
+  used(): number {
+    let total = 0;
+    for (let i = 0; i < this.length; i++) total += this.getItem(this.key(i)!)!.length;
+    return total;
   }
+  override setItem(key: string, value: string): void {
+    if (this.used() - (this.getItem(key)?.length ?? 0) + value.length > this.capacity) {
+      throw new DOMException("The quota has been exceeded.", "QuotaExceededError");
+    }
+    super.setItem(key, value);
+  }
+}
+
+Deno.test("tracker: taking over a left queue needs no room for a second copy of it", async () => {
   const storage = new QuotaStorage();
   const { supabase, calls, replies } = fakeSupabase();
   const first = createTracker({ supabase, storage, flushIntervalMs: HOUR, batchSize: 100 });
@@ -1761,6 +1822,27 @@ Deno.test("tracker: taking over a left queue needs no room for a second copy of 
       new Set(readQueue<{ eventId: string }>(storage, queued[0]).map((e) => e.event.eventId)),
       new Set(left),
     );
+  });
+});
+
+Deno.test("tracker: events a full storage could not take are sent by the tracker that replaces theirs", async () => {
+  const storage = new QuotaStorage();
+  const { supabase, calls, replies } = fakeSupabase();
+  replies.push(offline);
+  const replaced = createTracker({ supabase, storage, flushIntervalMs: HOUR, batchSize: 100 });
+  await tick();
+  storage.capacity = storage.used() + 1_000; // room for a few events only
+  const ids = Array.from(
+    { length: 20 },
+    (_, i) => replaced.trackInteraction.view("event", `e${i}`),
+  );
+  await replaced.flush(); // offline: kept
+  replaced.destroy(); // initTracking() again, on the same page
+  await tick();
+  await withTracker({ supabase, storage, batchSize: 100 }, async (tracker) => {
+    await tracker.flush();
+    assert.deepEqual(sentIds(calls.slice(1)), ids);
+    assert.equal(tracker.pendingCount(), 0);
   });
 });
 
@@ -2091,6 +2173,43 @@ Deno.test("tracker: a keepalive failing while a Retry-After is in force does not
         ["network", 429],
         ["network", null],
       ]);
+    });
+  } finally {
+    page.restore();
+  }
+});
+
+Deno.test("tracker: a keepalive answered 200 does not end a Retry-After the server just gave", async () => {
+  const page = fakePage();
+  const { supabase, calls, replies } = fakeSupabase(null);
+  replies.push(failing(429, { "Retry-After": "1" }));
+  const invoke = supabase.functions.invoke;
+  let release = () => {};
+  supabase.functions.invoke = (name, options) => {
+    if (calls.length > 0) return invoke(name, options);
+    const answer = invoke(name, options);
+    return new Promise((resolve) => (release = () => resolve(answer)));
+  };
+  try {
+    await withTracker({ supabase, batchSize: 1 }, async (tracker) => {
+      const first = tracker.trackInteraction.view("event", "e1");
+      await tick();
+      assert.equal(calls.length, 1, "e1's request is under way");
+      const second = tracker.trackInteraction.view("event", "e2");
+      page.hideAndShow();
+      assert.equal(page.keepalives.length, 1, "e2 goes with keepalive");
+      release(); // 429, Retry-After: 1
+      await tick();
+      // A per-principal rate limit refused the large request and took the small one.
+      page.answerKeepalives();
+      await tick();
+      const third = tracker.trackInteraction.view("event", "e3"); // batchSize 1: would send at once
+      await tick(200);
+      assert.equal(calls.length, 1, "nothing is sent before the Retry-After is over");
+      await tick(1100);
+      assert.deepEqual(sentIds(calls), [first, first, third]);
+      assert.deepEqual(page.keepalives.map((k) => k.events.map((e) => e.eventId)), [[second]]);
+      assert.equal(tracker.pendingCount(), 0);
     });
   } finally {
     page.restore();
