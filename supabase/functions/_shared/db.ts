@@ -50,24 +50,43 @@ const DEADLINE_MARGIN_MS = 2_000;
 const MAX_QUEUE_WAIT_MS = 5_000;
 
 /**
+ * What kept a database call from storing a request, in more detail than
+ * {@link DatabaseError.reason}: Postgres could not be reached, was too busy
+ * (no free connection, a lock, a deadlock, no resources), did not finish the
+ * statement within its timeout, takes no writes right now, did not answer at
+ * all, or the connection was lost; or any other error (`failed`).
+ */
+export type DatabaseSituation =
+  | "unreachable"
+  | "busy"
+  | "statement_timeout"
+  | "read_only"
+  | "no_answer"
+  | "connection_lost"
+  | "failed";
+
+/**
  * Why a database call failed: `unavailable` when Postgres could not be
  * reached or did not answer in time (worth retrying soon), `failed` for any
- * other database error. Nothing of the call is half-written: it committed
- * whole or not at all. `maybeStored` says it may have committed: the
- * connection was lost, or the answer did not come, after the statement was
- * sent; a retry with the same event ids is then recognised as duplicates.
+ * other database error; `situation` says which. Nothing of the call is
+ * half-written: it committed whole or not at all. `maybeStored` says it may
+ * have committed: the connection was lost, or the answer did not come, after
+ * the statement was sent; a retry with the same event ids is then
+ * recognised as duplicates.
  */
 export class DatabaseError extends Error {
   constructor(
-    readonly reason: "unavailable" | "failed",
+    readonly situation: DatabaseSituation,
     message: string,
     options?: ErrorOptions & { maybeStored?: boolean },
   ) {
     super(message, options);
     this.name = "DatabaseError";
+    this.reason = situation === "failed" ? "failed" : "unavailable";
     this.maybeStored = options?.maybeStored ?? false;
   }
 
+  readonly reason: "unavailable" | "failed";
   readonly maybeStored: boolean;
 }
 
@@ -162,7 +181,7 @@ function statementTimeoutMs(): number {
 function sql(): postgres.Sql {
   if (client) return client;
   const url = Deno.env.get("SUPABASE_DB_URL");
-  if (!url) throw new DatabaseError("unavailable", "SUPABASE_DB_URL is not set");
+  if (!url) throw new DatabaseError("unreachable", "SUPABASE_DB_URL is not set");
   const timeoutMs = statementTimeoutMs();
   statementMs = timeoutMs;
   client = postgres(url, {
@@ -187,8 +206,15 @@ function sql(): postgres.Sql {
   return client;
 }
 
-/** SQLSTATE codes and classes that mean Postgres is down, busy or too slow right now. */
-const unavailableStates = /^(08|53|57P0[1-3]|57014|40001|40P01|55P03|25006)/;
+/** SQLSTATE codes and classes, and what each says of a database that failed a call for now. */
+const transientStates: ReadonlyArray<[RegExp, DatabaseSituation]> = [
+  // Connection exceptions; the server shutting down or starting up.
+  [/^(08|57P0[1-3])/, "unreachable"],
+  [/^57014$/, "statement_timeout"],
+  // Insufficient resources, a lock not granted, serialization failure, deadlock.
+  [/^(53|55P03|40001|40P01)/, "busy"],
+  [/^25006$/, "read_only"],
+];
 /** postgres.js and socket error codes that mean no connection could be made. */
 const unreachableCodes = new Set([
   "CONNECT_TIMEOUT",
@@ -211,16 +237,21 @@ const lostCodes = new Set([
   "ETIMEDOUT",
 ]);
 
+function situationOf(code: string): DatabaseSituation {
+  if (lostCodes.has(code)) return "connection_lost";
+  if (unreachableCodes.has(code)) return "unreachable";
+  return transientStates.find(([states]) => states.test(code))?.[1] ?? "failed";
+}
+
 function classify(error: unknown): DatabaseError {
   if (error instanceof DatabaseError) return error;
   const code = (error as { code?: unknown })?.code;
   const message = error instanceof Error ? error.message : String(error);
   if (typeof code !== "string") return new DatabaseError("failed", message, { cause: error });
-  const lost = lostCodes.has(code);
-  const unavailable = lost || unreachableCodes.has(code) || unavailableStates.test(code);
-  return new DatabaseError(unavailable ? "unavailable" : "failed", message, {
+  const situation = situationOf(code);
+  return new DatabaseError(situation, message, {
     cause: error,
-    maybeStored: lost,
+    maybeStored: situation === "connection_lost",
   });
 }
 
@@ -257,7 +288,7 @@ function deadline(
     timer = setTimeout(() => {
       onExpiry();
       reject(
-        new DatabaseError("unavailable", `${NO_ANSWER} (${ms} ms)`, { maybeStored: true }),
+        new DatabaseError("no_answer", `${NO_ANSWER} (${ms} ms)`, { maybeStored: true }),
       );
     }, ms);
   });
@@ -319,13 +350,13 @@ export async function ingestInteractions(request: IngestRequest): Promise<Ingest
     }
   } catch (error) {
     if (gaveUpWaiting) {
-      throw new DatabaseError("unavailable", NO_CONNECTION, { cause: error });
+      throw new DatabaseError("busy", NO_CONNECTION, { cause: error });
     }
     const failure = classify(error);
     // Never taken by a connection (its client retired meanwhile, say):
     // nothing of it reached Postgres, whatever the error.
     if (failure.maybeStored && query && !query.state) {
-      throw new DatabaseError(failure.reason, failure.message, { cause: error });
+      throw new DatabaseError(failure.situation, failure.message, { cause: error });
     }
     throw failure;
   }

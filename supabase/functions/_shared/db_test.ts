@@ -71,6 +71,7 @@ const client = `
       (error) => ({
         name: error.name,
         reason: error.reason,
+        situation: error.situation,
         maybeStored: error.maybeStored,
         message: error.message.replace(/ \\(.*/, ""),
       }),
@@ -102,6 +103,7 @@ Deno.test({
       const unanswered = {
         name: "DatabaseError",
         reason: "unavailable",
+        situation: "no_answer",
         maybeStored: true,
         message: "no answer from the database in time",
       };
@@ -110,6 +112,7 @@ Deno.test({
       const unsent = {
         name: "DatabaseError",
         reason: "unavailable",
+        situation: "busy",
         maybeStored: false,
         message: "no database connection was free in time",
       };
@@ -129,6 +132,81 @@ Deno.test({
       );
     } finally {
       await server.close();
+    }
+  },
+});
+
+/** A Postgres that refuses every connection at startup with an error of SQLSTATE `code`. */
+function refusingPostgres(code: string) {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const encoder = new TextEncoder();
+  const fields = encoder.encode(`SFATAL\0C${code}\0Mrefused for the test\0\0`);
+  const message = new Uint8Array(5 + fields.length);
+  message[0] = 69; // 'E': ErrorResponse
+  new DataView(message.buffer).setInt32(1, 4 + fields.length);
+  message.set(fields, 5);
+  const accepting = (async () => {
+    for await (const conn of listener) {
+      (async () => {
+        await conn.read(new Uint8Array(64 * 1024));
+        await conn.write(message);
+        conn.close();
+      })().catch(() => {});
+    }
+  })();
+  return {
+    port: (listener.addr as Deno.NetAddr).port,
+    async close() {
+      listener.close();
+      await accepting.catch(() => {});
+    },
+  };
+}
+
+const refusedClient = `
+  const { ingestInteractions } = await import(${JSON.stringify(import.meta.resolve("./db.ts"))});
+  const outcome = await ingestInteractions({ userId: null, events: [], rejected: [], context: {} })
+    .then(() => "stored", (error) => ({
+      name: error.name,
+      reason: error.reason,
+      situation: error.situation,
+      maybeStored: error.maybeStored,
+    }));
+  console.log(JSON.stringify(outcome));
+  Deno.exit(0);
+`;
+
+Deno.test({
+  name: "db: a refusal says what kept Postgres from the call, by its SQLSTATE",
+  ignore: Deno.permissions.querySync({ name: "run" }).state !== "granted",
+  fn: async () => {
+    const cases = [
+      { code: "53300", reason: "unavailable", situation: "busy" }, // too many connections
+      { code: "57P03", reason: "unavailable", situation: "unreachable" }, // starting up
+      { code: "08006", reason: "unavailable", situation: "unreachable" },
+      { code: "25006", reason: "unavailable", situation: "read_only" },
+      { code: "28P01", reason: "failed", situation: "failed" }, // wrong password
+    ];
+    for (const { code, reason, situation } of cases) {
+      const server = refusingPostgres(code);
+      try {
+        const { stdout, stderr } = await new Deno.Command(Deno.execPath(), {
+          args: ["eval", refusedClient],
+          env: {
+            SUPABASE_DB_URL: `postgresql://postgres:postgres@127.0.0.1:${server.port}/postgres`,
+          },
+          stdin: "null",
+        }).output();
+        const text = new TextDecoder().decode(stdout);
+        assert.ok(text !== "", `the client process failed:\n${new TextDecoder().decode(stderr)}`);
+        assert.deepEqual(
+          JSON.parse(text),
+          { name: "DatabaseError", reason, situation, maybeStored: false },
+          `SQLSTATE ${code}`,
+        );
+      } finally {
+        await server.close();
+      }
     }
   },
 });

@@ -392,7 +392,9 @@ integrationTest(
         assert.deepEqual(response.body, {
           error: {
             code: "database_unavailable",
-            message: "the database is unreachable; nothing was stored, retry later",
+            message:
+              "the database did not finish storing the events in time; nothing was stored, " +
+              "retry later",
           },
         });
         // Postgres cancelled the statement (SQLSTATE 57014), not the function's

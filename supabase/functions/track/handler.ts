@@ -49,11 +49,10 @@ import {
 import { corsHeaders } from "../_shared/cors.ts";
 import {
   DatabaseError,
+  type DatabaseSituation,
   ingestInteractions,
   type IngestOutcome,
   type IngestResult,
-  NO_ANSWER,
-  NO_CONNECTION,
 } from "../_shared/db.ts";
 import { errorResponse, jsonResponse, readBodyCapped } from "../_shared/http.ts";
 import { MAX_REQUEST_BYTES } from "../_shared/limits.ts";
@@ -74,6 +73,17 @@ import {
 /** Seconds to wait before retrying a 503: soon when Postgres was unreachable, later when it failed. */
 const RETRY_AFTER_UNAVAILABLE_S = 5;
 const RETRY_AFTER_FAILED_S = 30;
+
+/** What a 503 says happened, before it says whether anything was stored. */
+const databaseSituations: Record<DatabaseSituation, string> = {
+  unreachable: "the database is unreachable",
+  busy: "the database is too busy to take the request",
+  statement_timeout: "the database did not finish storing the events in time",
+  read_only: "the database takes no writes right now",
+  no_answer: "the database did not answer in time",
+  connection_lost: "the connection to the database was lost",
+  failed: "the database could not store the events",
+};
 
 let verificationKeys: ReturnType<typeof keysFromEnv> | undefined;
 /** This process's bucket, kept for as long as the limit it was made for. */
@@ -231,22 +241,15 @@ async function track(request: Request, info?: Deno.ServeHandlerInfo): Promise<Ou
     if (!(error instanceof DatabaseError)) throw error;
     console.error(`track: database ${error.reason}: ${error.message}`);
     const unavailable = error.reason === "unavailable";
+    const outcome = error.maybeStored
+      ? "the events may have been stored: retry later with the same eventIds " +
+        "(events already stored are recognised as duplicates)"
+      : "nothing was stored, retry later";
     return {
       response: errorResponse(
         503,
         unavailable ? "database_unavailable" : "database_error",
-        !unavailable
-          ? "the database could not store the events; nothing was stored, retry later"
-          : error.maybeStored
-          ? `${
-            error.message.startsWith(NO_ANSWER)
-              ? "the database did not answer in time"
-              : "the connection to the database was lost"
-          }; the events may have been stored: retry later with the same eventIds ` +
-            "(events already stored are recognised as duplicates)"
-          : error.message === NO_CONNECTION
-          ? "the database is too busy to take the request; nothing was stored, retry later"
-          : "the database is unreachable; nothing was stored, retry later",
+        `${databaseSituations[error.situation]}; ${outcome}`,
         {
           "Retry-After": String(unavailable ? RETRY_AFTER_UNAVAILABLE_S : RETRY_AFTER_FAILED_S),
         },
