@@ -54,7 +54,7 @@ async function listenWhenFree(port: number): Promise<Deno.Listener> {
 const COPY_PREFIX = "stack-migrations-";
 
 /**
- * Stops the stacks of copies an interrupted run left behind, and removes
+ * Destroys the stacks of copies an interrupted run left behind, and removes
  * the copies: their servers would hold this test's ports for good.
  */
 async function removeLeftCopies(): Promise<void> {
@@ -62,7 +62,7 @@ async function removeLeftCopies(): Promise<void> {
   for await (const entry of Deno.readDir(tmp)) {
     if (!entry.isDirectory || !entry.name.startsWith(COPY_PREFIX)) continue;
     const project = `${tmp}/${entry.name}/interaction tracking`;
-    await attempt(`${project}/scripts/stack`, ["down"], project, stackEnv).catch(() => {});
+    await attempt(`${project}/scripts/stack`, ["destroy"], project, stackEnv).catch(() => {});
     await Deno.remove(`${tmp}/${entry.name}`, { recursive: true }).catch(() => {});
   }
 }
@@ -70,11 +70,12 @@ async function removeLeftCopies(): Promise<void> {
 /**
  * A copy of the project's scripts, functions and migrations, sharing its
  * installed packages, in a folder whose path has a space, as a checkout's may.
+ * `private`: in a folder only its owner may enter, as a clone under /root.
  */
-async function copyProject(): Promise<string> {
+async function copyProject({ private: closed = false } = {}): Promise<string> {
   await removeLeftCopies();
   const parent = await Deno.makeTempDir({ prefix: COPY_PREFIX });
-  await Deno.chmod(parent, 0o755);
+  await Deno.chmod(parent, closed ? 0o700 : 0o755);
   const copy = `${parent}/interaction tracking`;
   await Deno.mkdir(copy, { mode: 0o755 });
   await run("cp", ["-R", "scripts", "supabase", "deno.json", "deno.lock", copy], root);
@@ -224,6 +225,32 @@ Deno.test({
       assert.equal(made, false, "no .stack folder was made");
     } finally {
       await Deno.remove(dirname(project), { recursive: true });
+    }
+  },
+});
+
+Deno.test({
+  name: "stack destroy: a cluster kept outside a checkout postgres cannot enter goes with it",
+  // Only root runs Postgres as another user, and only that user can be shut out.
+  ignore: !mayRun || Deno.uid() !== 0,
+  fn: async () => {
+    const project = await copyProject({ private: true });
+    const stack = (command: string) =>
+      run(`${project}/scripts/stack`, [command], project, stackEnv);
+    const link = `${project}/.stack/${stackEnv.STACK_NAME}/pgdata`;
+    try {
+      await stack("up");
+      const cluster = await Deno.realPath(link);
+      assert.match(cluster, /^\/var\/lib\/postgresql\/interaction-tracking\/[0-9a-f]{12}$/);
+      assert.equal((await Deno.lstat(link)).isSymlink, true);
+      assert.match(await stack("destroy"), /destroyed/);
+      const gone = (path: string) => Deno.lstat(path).then(() => false, () => true);
+      assert.equal(await gone(cluster), true, `${cluster} is left behind`);
+      assert.equal(await gone(`${project}/.stack/${stackEnv.STACK_NAME}`), true);
+      assert.match(await stack("status"), /postgres: stopped/);
+    } finally {
+      await stack("destroy").catch(() => {});
+      await Deno.remove(dirname(project), { recursive: true }).catch(() => {});
     }
   },
 });
