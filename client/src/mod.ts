@@ -36,14 +36,7 @@
  * @module
  */
 import { type InteractionHelpers, interactionHelpers } from "./helpers.ts";
-import {
-  browserStorage,
-  forgetVisitor,
-  holdChoice,
-  keys,
-  pageLocalStorage,
-  removeItem,
-} from "./storage.ts";
+import { browserStorage, forgetVisitor, keys, pageLocalStorage, removeItem } from "./storage.ts";
 import type { SessionMetrics } from "./session.ts";
 import { createTracker, type Tracker, type TrackerOptions } from "./tracker.ts";
 
@@ -64,8 +57,8 @@ let current: Tracker | null = null;
 
 // Before `initTracking()`: what a tracker's optOut() and optIn() do, in the page's storage.
 function setOptedOut(optedOut: boolean): void {
-  // Forgotten first, in localStorage even where it cannot be written to:
-  // a full one then has room for the flag.
+  // Forgotten first, in localStorage even when it is full: then it has room
+  // for the flag, and the page's storage can be localStorage again.
   const local = pageLocalStorage();
   if (optedOut && local !== null) forgetVisitor(local);
   const storage = browserStorage();
@@ -74,34 +67,21 @@ function setOptedOut(optedOut: boolean): void {
       forgetVisitor(storage);
       storage.setItem(keys.optedOut, "true");
     } else {
-      // Also from a localStorage the page's memory storage stands in for.
+      // Also where a full localStorage keeps it: the page's memory storage
+      // takes an opt-out over from there each time it is asked for.
       if (local !== null) removeItem(local, keys.optedOut);
       storage.removeItem(keys.optedOut);
     }
-    holdChoice(storage, null);
   } catch {
-    // Not recorded (a full localStorage): held for the page, where the
-    // tracker, once started, keeps to it.
-    holdChoice(storage, optedOut);
+    // Nowhere to remember it; the tracker, once started, is asked again.
   }
 }
 
 /** Starts the page-wide tracker behind `trackInteraction` and `interactionTracker`, replacing any earlier one. */
 export function initTracking(options: TrackerOptions): Tracker {
   current?.destroy();
-  const tracker = createTracker(options);
-  // Once it is stopped, the singletons are as before initTracking(): an
-  // opt-out then goes to the page's storage, not to a tracker that may keep
-  // it elsewhere.
-  const pageWide: Tracker = {
-    ...tracker,
-    destroy() {
-      if (current === pageWide) current = null;
-      tracker.destroy();
-    },
-  };
-  current = pageWide;
-  return pageWide;
+  current = createTracker(options);
+  return current;
 }
 
 /** The page-wide tracker's helpers, one per event type. */

@@ -292,25 +292,3 @@ Deno.test("mod: where localStorage is unusable, initTracking() again sends what 
     }
   });
 });
-
-Deno.test("mod: an opt-out a localStorage full of the app's data cannot record holds for the page", async () => {
-  const local = new QuotaStorage(1_000);
-  local.setItem("app:cache", "x".repeat(1_000 - local.used() - "app:cache".length));
-  await withLocalStorage({ value: local }, async () => {
-    interactionTracker.optOut();
-    assert.equal(local.getItem(keys.optedOut), null, "no room for it");
-    const { supabase, sent } = fakeSupabase();
-    const options = { supabase, apiKey: "anon-key", flushIntervalMs: 60_000 };
-    assert.equal(initTracking(options).isOptedOut(), true, "the first tracker keeps to it");
-    const tracker = initTracking(options);
-    try {
-      assert.equal(tracker.isOptedOut(), true, "and so does the one replacing it");
-      assert.equal(trackInteraction.view("event", "e1"), null);
-      await interactionTracker.flush();
-      assert.deepEqual(sent, []);
-    } finally {
-      tracker.optIn();
-      tracker.destroy();
-    }
-  });
-});

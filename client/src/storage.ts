@@ -76,12 +76,11 @@ export class MemoryStorage implements KeyValueStorage {
 let pageMemory: MemoryStorage | null = null;
 
 /**
- * The page's `localStorage` if it can be used, full or not, else one
- * {@linkcode MemoryStorage} for the page, the same at every call. Reading
+ * The page's `localStorage` if it can be read and written, else one
+ * {@linkcode MemoryStorage} for the page, the same at every call, which
+ * takes over an opt-out a full localStorage still holds. Reading
  * `window.localStorage` itself throws where storage is blocked, hence the
- * probe. A full one is still used: what earlier pages left there (their
- * queues above all, which keep it full) is read, sent and removed, and each
- * write that fails is handled where it is made.
+ * probe.
  *
  * @example
  * ```ts
@@ -92,48 +91,24 @@ let pageMemory: MemoryStorage | null = null;
  * ```
  */
 export function browserStorage(): KeyValueStorage {
+  let local: Storage | undefined;
   try {
-    const local = globalThis.localStorage;
+    local = globalThis.localStorage;
     const probe = `${KEY_PREFIX}probe`;
-    try {
-      local.setItem(probe, "1");
-      local.removeItem(probe);
-    } catch (error) {
-      if (!isQuotaError(error)) throw error;
-    }
+    local.setItem(probe, "1");
+    local.removeItem(probe);
     return local;
   } catch {
     pageMemory ??= new MemoryStorage();
+    // Full rather than blocked, localStorage still says whether the visitor
+    // opted out, and that holds for the page too.
+    try {
+      if (local?.getItem(keys.optedOut) === "true") pageMemory.setItem(keys.optedOut, "true");
+    } catch {
+      // Blocked: there is nothing to read.
+    }
     return pageMemory;
   }
-}
-
-// The visitor's choice a storage could not record (full, or failing), held
-// for the life of the page: a tracker that replaces another on the same
-// storage, or starts after an opt-out made before any did, keeps to it.
-const unrecordedChoices = new WeakMap<KeyValueStorage, boolean>();
-
-/**
- * Whether the visitor opted out, as held for `storage` because it could not
- * record the choice; null when it holds the choice itself.
- *
- * @example
- * ```ts
- * import { heldChoice, holdChoice, MemoryStorage } from "./storage.ts";
- *
- * const storage = new MemoryStorage();
- * holdChoice(storage, true); // storage.setItem threw
- * heldChoice(storage); // true, for every tracker of the page on that storage
- * ```
- */
-export function heldChoice(storage: KeyValueStorage): boolean | null {
-  return unrecordedChoices.get(storage) ?? null;
-}
-
-/** Holds the visitor's choice for `storage`, or lets go of it (null) once `storage` records it. */
-export function holdChoice(storage: KeyValueStorage, optedOut: boolean | null): void {
-  if (optedOut === null) unrecordedChoices.delete(storage);
-  else unrecordedChoices.set(storage, optedOut);
 }
 
 /**

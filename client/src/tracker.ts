@@ -63,8 +63,6 @@ import {
   browserStorage,
   DEBUG_FLAG_KEY,
   forgetVisitor,
-  heldChoice,
-  holdChoice,
   keys,
   keysWithPrefix,
   type KeyValueStorage,
@@ -225,9 +223,6 @@ export interface Tracker {
 }
 
 const userSpecific: ReadonlySet<string> = new Set(USER_SPECIFIC_EVENT_TYPES);
-// Events a full storage could not take when their tracker was stopped, for
-// the next tracker of the page on that storage: a replaced tracker drops nothing.
-const heldForNextTracker = new WeakMap<KeyValueStorage, Entry[]>();
 const NEEDS_SIGNED_IN_USER: FieldError = { path: "eventType", message: "needs a signed-in user" };
 // Room left in the keepalive budget for what the browser counts besides the body.
 const KEEPALIVE_MARGIN_BYTES = 1024;
@@ -312,15 +307,9 @@ class InteractionTracker implements Tracker {
   // Ends each wait for supabase-js under way: `destroy()` calls them.
   readonly #endWaits = new Set<() => void>();
   #memoryAnonymousId: string | null = null;
-  // The visitor's choice when the storage could not record it, held for
-  // every tracker of the page on that storage; null while the storage holds
-  // it, where every tab reads the latest one.
-  get #optedOutHere(): boolean | null {
-    return heldChoice(this.#storage);
-  }
-  set #optedOutHere(optedOut: boolean | null) {
-    holdChoice(this.#storage, optedOut);
-  }
+  // The visitor's choice when the storage could not record it; null while
+  // the storage holds it, where every tab reads the latest one.
+  #optedOutHere: boolean | null = null;
   #ownsQueue = false;
   #running: Promise<void> | null = null;
   #runAgain = false;
@@ -478,17 +467,16 @@ class InteractionTracker implements Tracker {
     this.#optedOutHere = true;
     // Forgotten first: a full storage has room for the flag once the queues are gone.
     this.#forgetEverything();
-    // Kept elsewhere (the app's own storage, or page memory where
-    // localStorage refuses writes), the tracker clears what earlier pages
-    // left in localStorage too, and stores the choice where the next page
-    // will look for it, if it can.
+    // Kept in memory, localStorage being full, the tracker clears what
+    // earlier pages left there too, and stores the choice where the next
+    // page will look for it, if there is room now.
     const local = pageLocalStorage();
     if (local !== null && local !== this.#storage) {
       forgetVisitor(local);
       try {
         local.setItem(keys.optedOut, "true");
       } catch {
-        // Not writable: the choice holds for this page.
+        // Still full: the choice holds for this page.
       }
     }
     try {
@@ -501,8 +489,8 @@ class InteractionTracker implements Tracker {
   }
 
   optIn(): void {
-    // Also from localStorage when the tracker keeps its state elsewhere: an
-    // opt-out stored there would be taken over again by the next page.
+    // Also where an opt-out stored there, localStorage being full then, would
+    // be taken over again by the next page.
     const local = pageLocalStorage();
     if (local !== null && local !== this.#storage) removeItem(local, keys.optedOut);
     try {
@@ -529,16 +517,6 @@ class InteractionTracker implements Tracker {
     // written: written now, under this tab's own key, it is adopted by the
     // next tracker, or by another tab once this one is gone.
     this.#queue.persist();
-    const stored = new Set(
-      readQueue<OutgoingEvent>(this.#storage, this.#queue.key).map((entry) => entry.event.eventId),
-    );
-    const unstored = this.#queue.entries().filter((entry) => !stored.has(entry.event.eventId));
-    if (unstored.length > 0) {
-      heldForNextTracker.set(this.#storage, [
-        ...(heldForNextTracker.get(this.#storage) ?? []),
-        ...unstored,
-      ]);
-    }
     // The key is another tab's to take over from now on: a request that
     // settles later must not write it again.
     this.#queue.detach();
@@ -676,6 +654,9 @@ class InteractionTracker implements Tracker {
     this.#confirmProvisional();
     for (;;) {
       if (this.#destroyed || this.isOptedOut()) return;
+      // A Retry-After that came meanwhile (to a keepalive request, say) holds
+      // the rest back too, unless the app asked for them.
+      if (!force && this.#retryAfterTimers.size > 0) return;
       const batch = selectBatch(this.#queue.entries(), {
         maxEvents: this.#maxEventsPerRequest,
         maxBytes: this.#requestBytes,
@@ -987,12 +968,6 @@ class InteractionTracker implements Tracker {
 
   // Queues of tabs that are gone join this tab's queue, one owner at a time.
   async #adoptAbandonedQueues(): Promise<void> {
-    const held = heldForNextTracker.get(this.#storage);
-    if (held !== undefined) {
-      heldForNextTracker.delete(this.#storage);
-      const added = this.#queue.merge(held);
-      if (added > 0) this.#debug(`took over ${added} events a stopped tracker held in memory`);
-    }
     const own = keys.queuePrefix + this.#tabId;
     for (const key of keysWithPrefix(this.#storage, keys.queuePrefix)) {
       if (key === own) continue;
@@ -1015,7 +990,6 @@ class InteractionTracker implements Tracker {
 
   #forgetEverything(): void {
     this.#queue.clear();
-    heldForNextTracker.delete(this.#storage);
     this.#sessions.clear();
     forgetVisitor(this.#storage);
     this.#memoryAnonymousId = null;
@@ -1254,7 +1228,7 @@ class InteractionTracker implements Tracker {
         // Chosen in another tab, and stored in localStorage, which holds the
         // latest choice: read there, not from the event, which may be late.
         // A tracker keeping its state elsewhere (page memory, localStorage
-        // refusing writes, or the app's own storage) keeps that choice there too;
+        // being full, or the app's own storage) keeps that choice there too;
         // one whose storage shows localStorage finds it there already and
         // writes nothing, which could undo a later choice.
         const local = pageLocalStorage();
@@ -1310,7 +1284,7 @@ class InteractionTracker implements Tracker {
   }
 
   // The developer sets the switch in localStorage, which still says it when
-  // the tracker keeps its state elsewhere (in memory, or the app's own storage).
+  // the tracker keeps its state elsewhere (in memory, localStorage being full).
   #debugging(): boolean {
     const local = pageLocalStorage();
     return (local !== null && readItem(local, DEBUG_FLAG_KEY) === "true") ||

@@ -1656,34 +1656,6 @@ Deno.test("tracker: events tracked just before destroy(), in the task that creat
   });
 });
 
-Deno.test("tracker: a backlog earlier pages left in a full localStorage is sent, and its key removed", async () => {
-  const left = {
-    eventId: crypto.randomUUID(),
-    sessionId: crypto.randomUUID(),
-    anonymousId: "visitor-1",
-    eventType: "view",
-    entityType: "event",
-    entityId: "e-old",
-    timestamp: new Date().toISOString(),
-  };
-  const oldKey = "synth_interactions:queue:old-tab";
-  const items = new Map([[oldKey, JSON.stringify([{ event: left, userId: null }])], [
-    "app:cache",
-    "x".repeat(1000),
-  ]]);
-  const { supabase, calls } = fakeSupabase();
-  await withLocalStorage({ value: fullLocalStorage(items) }, async () => {
-    // No storage option: the tracker picks localStorage, full as it is.
-    await withTracker({ supabase, storage: undefined }, async (tracker) => {
-      await tick(20); // the tab owns its queue, and takes the left one over
-      await tracker.flush();
-      assert.deepEqual(sentIds(calls), [left.eventId]);
-      assert.equal(items.has(oldKey), false, "the old key no longer fills localStorage");
-      assert.equal(tracker.pendingCount(), 0);
-    });
-  });
-});
-
 /** A page that tracks two events and goes away: answers their ids, left in `storage`. */
 async function leaveQueue(
   storage: MemoryStorage,
@@ -1822,27 +1794,6 @@ Deno.test("tracker: taking over a left queue needs no room for a second copy of 
       new Set(readQueue<{ eventId: string }>(storage, queued[0]).map((e) => e.event.eventId)),
       new Set(left),
     );
-  });
-});
-
-Deno.test("tracker: events a full storage could not take are sent by the tracker that replaces theirs", async () => {
-  const storage = new QuotaStorage();
-  const { supabase, calls, replies } = fakeSupabase();
-  replies.push(offline);
-  const replaced = createTracker({ supabase, storage, flushIntervalMs: HOUR, batchSize: 100 });
-  await tick();
-  storage.capacity = storage.used() + 1_000; // room for a few events only
-  const ids = Array.from(
-    { length: 20 },
-    (_, i) => replaced.trackInteraction.view("event", `e${i}`),
-  );
-  await replaced.flush(); // offline: kept
-  replaced.destroy(); // initTracking() again, on the same page
-  await tick();
-  await withTracker({ supabase, storage, batchSize: 100 }, async (tracker) => {
-    await tracker.flush();
-    assert.deepEqual(sentIds(calls.slice(1)), ids);
-    assert.equal(tracker.pendingCount(), 0);
   });
 });
 
@@ -2041,7 +1992,7 @@ function fakePage() {
   const keepalives: Array<{ events: Array<Record<string, unknown>> }> = [];
   const pending: Array<{
     answer: () => void;
-    refuse: (status: number, body: unknown) => void;
+    refuse: (status: number, body: unknown, headers?: Record<string, string>) => void;
     fail: () => void;
   }> = [];
   const realFetch = globalThis.fetch;
@@ -2052,7 +2003,7 @@ function fakePage() {
       pending.push({
         answer: () =>
           resolve(Response.json({ accepted: body.events.length, duplicates: 0, rejected: [] })),
-        refuse: (status, answer) => resolve(Response.json(answer, { status })),
+        refuse: (status, answer, headers) => resolve(Response.json(answer, { status, headers })),
         fail: () => reject(new TypeError("Failed to fetch")),
       })
     );
@@ -2073,8 +2024,8 @@ function fakePage() {
     answerKeepalives() {
       for (const { answer } of pending.splice(0)) answer();
     },
-    refuseKeepalives(status: number, body: unknown) {
-      for (const { refuse } of pending.splice(0)) refuse(status, body);
+    refuseKeepalives(status: number, body: unknown, headers?: Record<string, string>) {
+      for (const { refuse } of pending.splice(0)) refuse(status, body, headers);
     },
     failKeepalives() {
       for (const { fail } of pending.splice(0)) fail();
@@ -2209,6 +2160,42 @@ Deno.test("tracker: a keepalive answered 200 does not end a Retry-After the serv
       await tick(1100);
       assert.deepEqual(sentIds(calls), [first, first, third]);
       assert.deepEqual(page.keepalives.map((k) => k.events.map((e) => e.eventId)), [[second]]);
+      assert.equal(tracker.pendingCount(), 0);
+    });
+  } finally {
+    page.restore();
+  }
+});
+
+Deno.test("tracker: a Retry-After a keepalive got stops the requests under way from sending more", async () => {
+  const page = fakePage();
+  const { supabase, calls } = fakeSupabase(null);
+  const invoke = supabase.functions.invoke;
+  let release = () => {};
+  supabase.functions.invoke = (name, options) => {
+    if (calls.length > 0) return invoke(name, options);
+    const answer = invoke(name, options);
+    return new Promise((resolve) => (release = () => resolve(answer)));
+  };
+  try {
+    await withTracker({ supabase, batchSize: 3, maxEventsPerRequest: 1 }, async (tracker) => {
+      const ids = ["e1", "e2", "e3"].map((id) => tracker.trackInteraction.view("event", id));
+      await tick();
+      assert.equal(calls.length, 1, "e1's request is under way");
+      page.hideAndShow();
+      assert.deepEqual(page.keepalives.map((k) => k.events.map((e) => e.eventId)), [
+        [ids[1]],
+        [ids[2]],
+      ]);
+      page.refuseKeepalives(429, { error: { code: "rate_limited", message: "slow down" } }, {
+        "Retry-After": "1",
+      });
+      await tick();
+      release(); // e1: 200
+      await tick(200);
+      assert.deepEqual(sentIds(calls), [ids[0]], "e2 and e3 wait out the Retry-After");
+      await tick(1100);
+      assert.deepEqual(sentIds(calls), ids);
       assert.equal(tracker.pendingCount(), 0);
     });
   } finally {
