@@ -83,6 +83,21 @@ async function waitUntilUp(url: string, gateway: Deno.ChildProcess): Promise<voi
   throw new Error("the gateway did not start");
 }
 
+/** A GET with the Host header given, as no fetch() lets a caller set it: the status and body. */
+async function rawGet(
+  port: number,
+  host: string,
+  path: string,
+): Promise<{ status: number; body: string }> {
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+  await conn.write(
+    new TextEncoder().encode(`GET ${path} HTTP/1.1\r\nHost: ${host}\r\nConnection: close\r\n\r\n`),
+  );
+  const text = await new Response(conn.readable).text();
+  const [head, ...rest] = text.split("\r\n\r\n");
+  return { status: Number(head.split(" ")[1]), body: rest.join("\r\n\r\n") };
+}
+
 Deno.test({
   name: "gateway: verify_jwt refuses a missing or bad JWT before the function, but not a preflight",
   ignore: !mayRun,
@@ -165,6 +180,30 @@ Deno.test({
         const answer = await call("open", authorization);
         assert.equal(answer.status, 200, `open, ${authorization}`);
         assert.deepEqual(answer.body, { reached: true, method: "POST", authorization });
+      }
+
+      // DNS rebinding: a page of another site whose name now points to
+      // 127.0.0.1 sends its own name as the Host.
+      for (
+        const [host, status] of [
+          [`evil.example:${port}`, 403],
+          ["127.0.0.1", 403],
+          [`localhost:${port}`, 200],
+          [`127.0.0.1:${port}`, 200],
+        ] as const
+      ) {
+        for (const path of ["/functions/v1/open", "/dashboard/"]) {
+          const answer = await rawGet(port, host, path);
+          if (status === 403) {
+            assert.equal(answer.status, 403, `${host} ${path}`);
+            assert.deepEqual(JSON.parse(answer.body), {
+              code: 403,
+              message: `the Host "${host}" is not this gateway's: use http://127.0.0.1:${port}`,
+            });
+          } else {
+            assert.notEqual(answer.status, 403, `${host} ${path}`);
+          }
+        }
       }
 
       const unknown = await call("missing-function", `Bearer ${stack.anonKey}`);

@@ -219,6 +219,10 @@ const byName = new Map(functions.map((fn) => [fn.name, fn]));
 for (const fn of functions) for (const instance of fn.instances) supervise(fn, instance);
 await Promise.all(functions.flatMap((fn) => fn.instances.map((i) => waitForPort(i.port))));
 
+const localHosts = new Set(
+  ["127.0.0.1", "localhost", "[::1]"].map((name) => `${name}:${apiPort}`),
+);
+
 const server = Deno.serve({
   hostname: "127.0.0.1",
   port: apiPort,
@@ -229,6 +233,18 @@ const server = Deno.serve({
       } on http://127.0.0.1:${apiPort}/functions/v1/`,
     ),
 }, async (request, info) => {
+  // Only this machine's names for it: a page elsewhere whose name was
+  // rebound to 127.0.0.1 (DNS rebinding) must not reach the dashboard or the
+  // functions with the visitor's browser.
+  const host = request.headers.get("host")?.toLowerCase();
+  if (!host || !localHosts.has(host)) {
+    return gatewayError(
+      403,
+      `the Host ${
+        JSON.stringify(host ?? "")
+      } is not this gateway's: use http://127.0.0.1:${apiPort}`,
+    );
+  }
   const { pathname } = new URL(request.url);
   if (pathname === "/dashboard" || pathname.startsWith("/dashboard/")) {
     const { serveDashboard } = await import("../dashboard/server.ts");
