@@ -68,7 +68,7 @@ async function removeLeftCopies(): Promise<void> {
 }
 
 /**
- * A copy of the project's scripts, functions and migrations, sharing its
+ * A copy of the project's scripts, functions, migrations and test helpers, sharing its
  * installed packages, in a folder whose path has a space, as a checkout's may.
  * `private`: in a folder only its owner may enter, as a clone under /root.
  */
@@ -78,7 +78,11 @@ async function copyProject({ private: closed = false } = {}): Promise<string> {
   await Deno.chmod(parent, closed ? 0o700 : 0o755);
   const copy = `${parent}/interaction tracking`;
   await Deno.mkdir(copy, { mode: 0o755 });
-  await run("cp", ["-R", "scripts", "supabase", "deno.json", "deno.lock", copy], root);
+  await run(
+    "cp",
+    ["-R", "scripts", "supabase", "test_support", "deno.json", "deno.lock", copy],
+    root,
+  );
   await Deno.remove(`${copy}/supabase/.temp`, { recursive: true }).catch(() => {});
   for (const shared of ["node_modules", "package.json", "package-lock.json"]) {
     await Deno.symlink(`${root}${shared}`, `${copy}/${shared}`);
@@ -250,6 +254,59 @@ Deno.test({
       assert.match(await stack("status"), /postgres: stopped/);
     } finally {
       await stack("destroy").catch(() => {});
+      await Deno.remove(dirname(project), { recursive: true }).catch(() => {});
+    }
+  },
+});
+
+Deno.test({
+  name: "start: Ctrl-C leaves running what was running before, Postgres alone included",
+  ignore: !mayRun,
+  fn: async () => {
+    const project = await copyProject();
+    const stack = (command: string) =>
+      run(`${project}/scripts/stack`, [command], project, stackEnv);
+    try {
+      await stack("up");
+      // Postgres up, the gateway not: as after a crash of the gateway alone.
+      Deno.kill(
+        -Number(await Deno.readTextFile(`${project}/.stack/migrations/gateway.pid`)),
+        "SIGKILL",
+      );
+      assert.match(await stack("status"), /postgres: running[^]*gateway: stopped/);
+
+      const start = new Deno.Command(`${project}/scripts/start`, {
+        args: ["--summary-only"],
+        cwd: project,
+        env: stackEnv,
+        stdin: "null",
+        stdout: "piped",
+        stderr: "piped",
+      }).spawn();
+      let output = "";
+      const serving = (async () => {
+        const decoder = new TextDecoder();
+        const reader = start.stdout.getReader();
+        while (!output.includes("Serving;")) {
+          const { value, done } = await reader.read();
+          if (done) break;
+          output += decoder.decode(value);
+        }
+        reader.releaseLock();
+      })();
+      const stderr = new Response(start.stderr).text();
+      await serving;
+      if (!output.includes("Serving;")) {
+        await start.status;
+        assert.fail(`scripts/start stopped early:\n${output}\n${await stderr}`);
+      }
+      start.kill("SIGINT");
+      const { code } = await start.status;
+      assert.equal(code, 0, await stderr);
+      assert.match(await stderr, /leaving the stack running/);
+      assert.match(await stack("status"), /postgres: running/);
+    } finally {
+      await stack("down").catch(() => {});
       await Deno.remove(dirname(project), { recursive: true }).catch(() => {});
     }
   },
