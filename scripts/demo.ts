@@ -50,17 +50,24 @@ const venues = [
 ];
 const genres = ["pop", "indie", "electronic", "latin", "r&b"];
 
-/** A small deterministic generator, so two runs tell the same story. */
-function random(seed: number): () => number {
+/**
+ * A small deterministic generator per visitor, so two runs tell the same
+ * story: one shared by the concurrent visitors would be drawn from in the
+ * order the network answers them.
+ */
+function draws(seed: number) {
   let state = seed >>> 0;
-  return () => {
+  const rand = () => {
     state = (state * 1664525 + 1013904223) >>> 0;
     return state / 2 ** 32;
   };
+  return {
+    rand,
+    pick: <T>(items: readonly T[]): T => items[Math.floor(rand() * items.length)],
+    between: (low: number, high: number) => low + Math.floor(rand() * (high - low + 1)),
+  };
 }
-const rand = random(20261124);
-const pick = <T>(items: readonly T[]): T => items[Math.floor(rand() * items.length)];
-const between = (low: number, high: number) => low + Math.floor(rand() * (high - low + 1));
+type Draws = ReturnType<typeof draws>;
 
 type DemoEvent = {
   eventId: string;
@@ -74,7 +81,12 @@ type DemoEvent = {
 };
 
 /** One visit: discovery first, then, for some, the actions that follow. */
-function session(signedIn: boolean, anonymousId: string | undefined, start: number): DemoEvent[] {
+function session(
+  { rand, pick, between }: Draws,
+  signedIn: boolean,
+  anonymousId: string | undefined,
+  start: number,
+): DemoEvent[] {
   const sessionId = crypto.randomUUID();
   const events: DemoEvent[] = [];
   const minutes = pick([0.3, 0.5, 2, 4, 6, 10, 17, 25, 35]);
@@ -160,6 +172,7 @@ function session(signedIn: boolean, anonymousId: string | undefined, start: numb
 }
 
 async function visitor(index: number): Promise<number> {
+  const draw = draws(20261124 + index);
   const signedIn = index % 5 < 2;
   const user = signedIn ? await createUser() : null;
   const anonymousId = signedIn ? undefined : `anon-${crypto.randomUUID()}`;
@@ -168,9 +181,9 @@ async function visitor(index: number): Promise<number> {
     global: user ? { headers: { Authorization: `Bearer ${user.token}` } } : {},
   });
   let sent = 0;
-  for (let s = between(1, 3); s > 0; s--) {
-    const start = Date.now() - between(1, 6 * 24 * 60) * 60_000;
-    const events = session(signedIn, anonymousId, Math.min(start, Date.now() - 60 * 60_000));
+  for (let s = draw.between(1, 3); s > 0; s--) {
+    const start = Date.now() - draw.between(1, 6 * 24 * 60) * 60_000;
+    const events = session(draw, signedIn, anonymousId, Math.min(start, Date.now() - 60 * 60_000));
     for (let i = 0; i < events.length; i += 10) {
       const { error } = await supabase.functions.invoke("track", {
         body: { events: events.slice(i, i + 10) },
