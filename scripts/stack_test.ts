@@ -4,7 +4,9 @@
  * the database, a new migration is applied on top of the data already there,
  * and a database with no record of the files it was made from is made again.
  * A gateway started before the functions' code changed is restarted, and
- * one that cannot have its ports says which is taken.
+ * one that cannot have its ports says which is taken. `destroy` deletes a
+ * cluster kept outside a checkout the postgres user cannot enter, and
+ * `scripts/start` stops nothing it found running.
  * Runs on a copy of the project, as a stack of its own (STACK_NAME=migrations,
  * ports 26322 and 26321, below the ephemeral port range), so the real migrations are never touched.
  */
