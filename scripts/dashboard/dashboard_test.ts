@@ -24,8 +24,14 @@ import {
   stack,
   type TrackResponse,
 } from "../../test_support/stack.ts";
-import { AnalystLogins, classifyFailure, DashboardBusy, DashboardTimeout } from "./logins.ts";
-import type { Summary } from "./summary.ts";
+import {
+  AnalystLogins,
+  classifyFailure,
+  DashboardBusy,
+  DashboardTimeout,
+  statementTimeoutMs,
+} from "./logins.ts";
+import { type Summary, topEntitiesQuery } from "./summary.ts";
 
 const dashboardUrl = Deno.env.get("DASHBOARD_URL") ?? `${stack.url}/dashboard`;
 const summaryUrl = `${dashboardUrl}/api/summary`;
@@ -158,10 +164,12 @@ function percentOf(part: number, whole: number): number {
  * computed independently of the endpoint where the views leave room to.
  */
 async function expectedSummary(sql: postgres.TransactionSql, days: number): Promise<Summary> {
-  const [{ first_day: firstDay, last_day: lastDay }] = await sql`
+  const [{ first_day: firstDay, last_day: lastDay, window_start: windowStart }] = await sql`
     select
       ((now() at time zone 'utc')::date - ${days - 1}::integer)::text as first_day,
-      (now() at time zone 'utc')::date::text as last_day
+      (now() at time zone 'utc')::date::text as last_day,
+      (((now() at time zone 'utc')::date - ${days - 1}::integer)::timestamp at time zone 'utc')
+        as window_start
   `;
   const daily = await sql`
     select day::text, sessions, users, avg_duration_ms, avg_engagement_score, bounce_rate
@@ -180,7 +188,7 @@ async function expectedSummary(sql: postgres.TransactionSql, days: number): Prom
   const funnel = await sql`
     select entity_id, viewers, clickers, ticket_clickers, attendees, view_to_click_pct,
       click_to_ticket_click_pct, view_to_ticket_click_pct, view_to_attendance_pct
-    from public.event_funnel
+    from public.event_funnel_since(${windowStart})
   `;
   const total = (column: string) => funnel.reduce((sum, row) => sum + Number(row[column]), 0);
   const topEvents = [...funnel]
@@ -456,6 +464,102 @@ integrationTest("the summary, as analyst_reader, is what SQL on the views return
   assert.equal((await pending!).status, 200);
 });
 
+integrationTest("the summary's funnel counts the window's interactions only", async () => {
+  // Twenty visitors who viewed a new event ten days ago: in the funnel of the
+  // last 30 days, not in that of the last 7.
+  const eventEntity = `dashboard-old-event-${crypto.randomUUID()}`;
+  await sql`
+    insert into public.user_interactions
+      (event_id, anonymous_id, event_type, entity_type, entity_id, metadata, occurred_at)
+    select gen_random_uuid(), 'dashboard-old-' || n, 'view', 'event', ${eventEntity}, '{}',
+      now() - interval '10 days'
+    from generate_series(1, 20) as n
+  `;
+  const [week, month] = await sql.begin(async (tx) => {
+    await tx`set local lock_timeout = '10s'`;
+    await tx`lock table public.sessions, public.user_interactions in share mode`;
+    const read = async (days: number) => {
+      const answer = await getSummary(basic(analyst.user, analyst.password), `?days=${days}`);
+      assert.equal(answer.status, 200, JSON.stringify(answer.body));
+      return answer.body as Summary;
+    };
+    return [await read(7), await read(30)];
+  });
+  assert.ok(
+    month.funnel.viewers >= week.funnel.viewers + 20 && month.funnel.events > week.funnel.events,
+    JSON.stringify({ week: week.funnel, month: month.funnel }),
+  );
+  assert.ok(!week.topEvents.some((row) => row.entityId === eventEntity));
+});
+
+integrationTest(
+  "the top entities of a window read only the monthly partitions the window falls in",
+  async () => {
+    for (const days of [1, 7]) {
+      const [window] = await sql`
+        select
+          ((now() at time zone 'utc')::date - ${days - 1}::integer)::timestamp
+            at time zone 'utc' as start,
+          ((now() at time zone 'utc')::date + 1)::timestamp at time zone 'utc' as end,
+          array(
+            select distinct 'user_interactions_' || to_char(day, 'YYYY_MM')
+            from generate_series(
+              (now() at time zone 'utc')::date - ${days - 1}::integer,
+              (now() at time zone 'utc')::date,
+              interval '1 day'
+            ) as day
+            order by 1
+          ) as months
+      `;
+      const plan = await sql`
+        explain (costs off) ${
+        topEntitiesQuery(sql, window.start.toISOString(), window.end.toISOString())
+      }
+      `;
+      const text = plan.map((row) => row["QUERY PLAN"]).join("\n");
+      const read = [...text.matchAll(/ on (user_interactions_(?:\d{4}_\d{2}|default))\b/g)].map((
+        match,
+      ) => match[1]);
+      assert.deepEqual([...new Set(read)].sort(), window.months, `${days} days:\n${text}`);
+    }
+  },
+);
+
+Deno.test("a statement cancelled by the statement timeout fails as too_slow, not unavailable", () => {
+  assert.equal(classifyFailure({ code: "57014" }), "too_slow");
+  assert.equal(statementTimeoutMs, 15_000);
+});
+
+integrationTest("a statement of an analyst is cut at the statement timeout", async () => {
+  const logins = new AnalystLogins(stack.dbUrl, { statementTimeoutMs: 100 });
+  const failure = await logins.run(analyst, (sql) => sql`select pg_sleep(2)`).then(
+    () => null,
+    (error) => error,
+  );
+  assert.equal(failure?.code, "57014", String(failure));
+  assert.equal(classifyFailure(failure), "too_slow");
+});
+
+integrationTest(
+  "the summary answers 504 too_slow when its queries outlast the statement timeout",
+  async () => {
+    // Held up by a lock for longer than the statement timeout, the summary's
+    // statement is cancelled by the database (SQLSTATE 57014).
+    const answer = await sql.begin(async (tx) => {
+      await tx`lock table public.sessions in access exclusive mode`;
+      return await getSummary(basic(analyst.user, analyst.password), "?days=1");
+    });
+    assert.equal(answer.status, 504);
+    assert.equal(answer.headers.get("retry-after"), null);
+    assert.deepEqual(answer.body, {
+      error: {
+        code: "too_slow",
+        message: "the query took longer than 15 s; a shorter window may help",
+      },
+    });
+  },
+);
+
 integrationTest(
   "a login whose password changed, or that may no longer log in, is refused at once",
   async () => {
@@ -628,6 +732,10 @@ integrationTest("the page signs in and draws every chart with data, offline", as
       await page.locator("#top-events tbody tr").count(),
       summary.topEvents.length,
     );
+    // The funnel says which window it covers, the window of the rest.
+    const dates = `(${summary.window.firstDay} to ${summary.window.lastDay}, UTC)`;
+    assert.equal(await page.textContent("#funnel-window"), dates);
+    assert.equal(await page.textContent("#top-events-window"), dates);
     assert.equal(
       await page.textContent("#kpi-sessions"),
       new Intl.NumberFormat("en").format(summary.totals.sessions),
@@ -640,6 +748,51 @@ integrationTest("the page signs in and draws every chart with data, offline", as
 
     assert.deepEqual(elsewhere, [], "the page fetched nothing but its own server");
     assert.deepEqual(problems, [], "the page logged no errors or warnings");
+  } finally {
+    await browser.close();
+  }
+});
+
+integrationTest("a failure on the first sign-in shows under the sign-in form", async () => {
+  const browser = await launchChromium();
+  try {
+    const page = await browser.newPage();
+    // The dashboard answers as it does when every connection is taken.
+    const busy = { code: "busy", message: "the dashboard is busy; try again shortly" };
+    await page.route((url) => url.href.startsWith(summaryUrl), (route) =>
+      route.fulfill({
+        status: 503,
+        contentType: "application/json",
+        headers: { "Retry-After": "5" },
+        body: JSON.stringify({ error: busy }),
+      }));
+    await page.goto(dashboardUrl);
+    await page.waitForSelector("body[data-state='signed-out']");
+    await page.fill("input[name=user]", analyst.user);
+    await page.fill("input[name=password]", analyst.password);
+    await page.click("button[type=submit]");
+    await page.waitForSelector("body[data-state='error']");
+    assert.equal(await page.textContent("#login-error"), busy.message);
+    assert.equal(await page.isVisible("#login-error"), true);
+    assert.equal(await page.isVisible("#login"), true);
+    assert.equal(await page.isVisible("#dashboard"), false);
+
+    // Once signed in, a failed refresh shows above the charts, which stay.
+    await page.unrouteAll();
+    await page.click("button[type=submit]");
+    await page.waitForSelector("body[data-state='ready']");
+    assert.equal(await page.textContent("#login-error"), "");
+    await page.route((url) => url.href.startsWith(summaryUrl), (route) =>
+      route.fulfill({
+        status: 503,
+        contentType: "application/json",
+        body: JSON.stringify({ error: busy }),
+      }));
+    await page.click("#refresh");
+    await page.waitForSelector("body[data-state='error']");
+    assert.equal(await page.textContent("#load-error"), busy.message);
+    assert.equal(await page.isVisible("#load-error"), true);
+    assert.equal(await page.isVisible("#dashboard"), true);
   } finally {
     await browser.close();
   }

@@ -71,8 +71,10 @@ export type LoginFailure =
   | "refused"
   /** The login may not read what was asked. */
   | "forbidden"
-  /** The database could not be reached or answered too slowly. */
+  /** The database could not be reached, or stopped answering. */
   | "unavailable"
+  /** A statement ran past the statement timeout and was cancelled. */
+  | "too_slow"
   /** Anything else. */
   | "failed";
 
@@ -88,9 +90,14 @@ const unavailableCodes = new Set([
   "CONNECTION_DESTROYED",
   "57P01", // admin_shutdown
   "57P03", // cannot_connect_now
-  "57014", // query_canceled (the statement timeout)
   "53300", // too_many_connections
 ]);
+// query_canceled: what the statement timeout raises. The database is up; the
+// work asked of it is too much for the time it is given.
+const tooSlowCode = "57014";
+
+/** How long one statement of an analyst may run (default of {@link AnalystLoginsOptions}). */
+export const statementTimeoutMs = 15_000;
 
 /** More requests are waiting for a connection than the dashboard queues. */
 export class DashboardBusy extends Error {
@@ -115,6 +122,7 @@ export function classifyFailure(error: unknown): LoginFailure {
   if (typeof code !== "string") return "failed";
   if (refusedCodes.has(code)) return "refused";
   if (code === "42501") return "forbidden";
+  if (code === tooSlowCode) return "too_slow";
   if (unavailableCodes.has(code)) return "unavailable";
   return "failed";
 }
@@ -132,7 +140,6 @@ const connectionOptions = {
   onnotice: () => {},
   connection: {
     application_name: "dashboard",
-    statement_timeout: 15_000,
     default_transaction_read_only: true,
     // Dates read as text are parsed as ISO: a login or database set to
     // another DateStyle (`SQL, DMY`) must not break the summary.
@@ -155,6 +162,11 @@ export interface AnalystLoginsOptions {
    * connection's turn for good.
    */
   deadlineMs?: number;
+  /**
+   * How long one statement may run (default {@link statementTimeoutMs});
+   * past it the database cancels it and the request fails as "too_slow".
+   */
+  statementTimeoutMs?: number;
 }
 
 /**
@@ -173,6 +185,7 @@ export class AnalystLogins {
   readonly #maxWaiting: number;
   readonly #maxWaitMs: number;
   readonly #deadlineMs: number;
+  readonly #statementTimeoutMs: number;
   #open = 0;
   readonly #waiting: Array<() => void> = [];
 
@@ -186,6 +199,7 @@ export class AnalystLogins {
     this.#maxWaiting = options.maxWaiting ?? 32;
     this.#maxWaitMs = options.maxWaitMs ?? 10_000;
     this.#deadlineMs = options.deadlineMs ?? 30_000;
+    this.#statementTimeoutMs = options.statementTimeoutMs ?? statementTimeoutMs;
   }
 
   /** Runs `work` connected as `credentials`, on a connection closed when it ends. */
@@ -226,6 +240,7 @@ export class AnalystLogins {
   ): Promise<T> {
     const sql = postgres({
       ...connectionOptions,
+      connection: { ...connectionOptions.connection, statement_timeout: this.#statementTimeoutMs },
       host: this.#host,
       port: this.#port,
       database: this.#database,

@@ -13,7 +13,8 @@
  * (locally `analyst_reader` / `analyst`, a member of the read-only `analyst`
  * role) and reads the views connected as that login: missing or refused
  * credentials answer 401 with `WWW-Authenticate: Basic realm="dashboard"`, a
- * login without the grants 403, an unreachable database 503.
+ * login without the grants 403, an unreachable database 503, and a summary
+ * whose queries outlast the statement timeout (15 s) 504 `too_slow`.
  *
  * @example
  * ```sh
@@ -22,7 +23,13 @@
  *
  * @module
  */
-import { AnalystLogins, classifyFailure, DashboardBusy, parseBasicAuth } from "./logins.ts";
+import {
+  AnalystLogins,
+  classifyFailure,
+  DashboardBusy,
+  parseBasicAuth,
+  statementTimeoutMs,
+} from "./logins.ts";
 import { pageBundle } from "./bundle.ts";
 import { maxDays, readSummary } from "./summary.ts";
 
@@ -87,6 +94,13 @@ async function summary(request: Request, dbUrl: string): Promise<Response> {
         return error(503, "unavailable", "the database is unavailable; try again shortly", {
           "Retry-After": "5",
         });
+      case "too_slow":
+        // Asking again asks for the same work: no Retry-After.
+        return error(
+          504,
+          "too_slow",
+          `the query took longer than ${statementTimeoutMs / 1000} s; a shorter window may help`,
+        );
       default:
         console.error("[dashboard] summary failed:", failure);
         return error(500, "internal", "the summary could not be read");

@@ -3,11 +3,15 @@
  * snapshot: sessions, visitors and bounce rate per day
  * (`public.daily_engagement`), the distribution of engagement scores
  * (`public.session_metrics`), the discovery-to-action funnel
- * (`public.event_funnel`) and the most active entities
- * (`public.entity_engagement_daily`).
+ * (`public.event_funnel_since`, the funnel of `public.event_funnel` over the
+ * window) and the most active entities (counted as
+ * `public.entity_engagement_daily` counts them).
  *
- * The window is the last `days` UTC days, today included; the funnel view
- * has no day, so the funnel covers all time.
+ * Everything covers the window, the last `days` UTC days, today included.
+ * The interactions of the window are read by a range on `occurred_at`, so
+ * that Postgres reads only the monthly partitions of
+ * `public.user_interactions` the window falls in: the cost of a summary
+ * follows the window, not the history kept.
  *
  * The types are shared with the page (`page/app.ts`), which imports them only
  * as types.
@@ -62,7 +66,10 @@ export interface ScoreBucket {
   sessions: number;
 }
 
-/** `public.event_funnel` summed over every event: visitor-and-event pairs at each step. */
+/**
+ * The window's funnel summed over every event: visitor-and-event pairs at each
+ * step, counted from the window's interactions only.
+ */
 export interface FunnelTotals {
   events: number;
   viewers: number;
@@ -71,7 +78,7 @@ export interface FunnelTotals {
   attendees: number;
 }
 
-/** One row of `public.event_funnel`. */
+/** One row of `public.event_funnel_since` for the window. */
 export interface EventFunnel {
   entityId: string;
   viewers: number;
@@ -100,8 +107,9 @@ export interface Summary {
   daily: DailyEngagement[];
   /** Ten buckets: 0-9, 10-19, ..., 80-89, 90-100. */
   scoreDistribution: ScoreBucket[];
+  /** The funnel of the window's interactions. */
   funnel: FunnelTotals;
-  /** The 10 events with the most viewers (ties by entity_id). */
+  /** The 10 events with the most viewers in the window (ties by entity_id). */
   topEvents: EventFunnel[];
   /** The 10 entities with the most interactions in the window (ties by type, then id). */
   topEntities: EntityActivity[];
@@ -126,6 +134,51 @@ export const scoreBuckets: ReadonlyArray<{ label: string; from: number; to: numb
 const num = (value: unknown): number => Number(value);
 const numOrNull = (value: unknown): number | null => value === null ? null : Number(value);
 
+/**
+ * The query of the {@link topCount} entities with the most interactions that
+ * happened from `from` (included) to `to` (excluded), both timestamptz as
+ * text: the sums of `public.entity_engagement_daily.interactions` over those
+ * days, counted straight from `public.user_interactions` by a range on
+ * `occurred_at` (the view's day, an expression of it, would make Postgres
+ * read every partition). A fragment: await it, or nest it in `explain`.
+ *
+ * @example
+ * ```ts
+ * import type postgres from "postgres";
+ * import { topEntitiesQuery } from "./summary.ts";
+ *
+ * async function planOfToday(sql: postgres.Sql) {
+ *   const today = new Date().toISOString().slice(0, 10);
+ *   return await sql`explain ${
+ *     topEntitiesQuery(sql, `${today}T00:00:00Z`, new Date().toISOString())
+ *   }`;
+ * }
+ * ```
+ */
+export function topEntitiesQuery(
+  sql: postgres.Sql | postgres.TransactionSql,
+  from: string,
+  to: string,
+) {
+  return sql`
+    with per_event_type as (
+      select ui.entity_type, ui.entity_id, ui.event_type, count(*) as interactions
+      from public.user_interactions as ui
+      where ui.occurred_at >= ${from}::timestamptz and ui.occurred_at < ${to}::timestamptz
+      group by ui.entity_type, ui.entity_id, ui.event_type
+    )
+    select
+      p.entity_type,
+      p.entity_id,
+      sum(p.interactions) as interactions,
+      jsonb_object_agg(p.event_type, p.interactions) as by_event_type
+    from per_event_type as p
+    group by p.entity_type, p.entity_id
+    order by interactions desc, p.entity_type, p.entity_id
+    limit ${topCount}
+  `;
+}
+
 /** Reads the summary of the last `days` days (1 to {@link maxDays}) as whoever `sql` logs in as. */
 export async function readSummary(sql: postgres.Sql, days: number): Promise<Summary> {
   if (!Number.isInteger(days) || days < 1 || days > maxDays) {
@@ -138,11 +191,14 @@ export async function readSummary(sql: postgres.Sql, days: number): Promise<Summ
         (now() at time zone 'utc')::date::text as last_day,
         -- Sessions belong to the UTC day they started on, as in daily_engagement.
         ((((now() at time zone 'utc')::date - ${days - 1}::integer)::timestamp)
-          at time zone 'utc')::text as window_start
+          at time zone 'utc')::text as window_start,
+        ((((now() at time zone 'utc')::date + 1)::timestamp) at time zone 'utc')::text
+          as window_end
     `;
     const firstDay: string = window.first_day;
     const lastDay: string = window.last_day;
     const windowStart: string = window.window_start;
+    const windowEnd: string = window.window_end;
 
     const daily = await tx`
       select
@@ -176,7 +232,7 @@ export async function readSummary(sql: postgres.Sql, days: number): Promise<Summ
     `;
     const sessionsPerBucket = new Map(buckets.map((row) => [num(row.bucket), num(row.sessions)]));
 
-    // One pass over the funnel view: the totals ride along as window aggregates.
+    // One pass over the window's funnel: the totals ride along as window aggregates.
     const funnelRows = await tx`
       select
         f.entity_id,
@@ -193,29 +249,13 @@ export async function readSummary(sql: postgres.Sql, days: number): Promise<Summ
         sum(f.clickers) over () as total_clickers,
         sum(f.ticket_clickers) over () as total_ticket_clickers,
         sum(f.attendees) over () as total_attendees
-      from public.event_funnel as f
+      from public.event_funnel_since(${windowStart}::timestamptz) as f
       order by f.viewers desc, f.entity_id
       limit ${topCount}
     `;
     const first = funnelRows[0];
 
-    const entities = await tx`
-      with per_event_type as (
-        select e.entity_type, e.entity_id, e.event_type, sum(e.interactions) as interactions
-        from public.entity_engagement_daily as e
-        where e.day between ${firstDay}::date and ${lastDay}::date
-        group by e.entity_type, e.entity_id, e.event_type
-      )
-      select
-        p.entity_type,
-        p.entity_id,
-        sum(p.interactions) as interactions,
-        jsonb_object_agg(p.event_type, p.interactions) as by_event_type
-      from per_event_type as p
-      group by p.entity_type, p.entity_id
-      order by interactions desc, p.entity_type, p.entity_id
-      limit ${topCount}
-    `;
+    const entities = await topEntitiesQuery(tx, windowStart, windowEnd);
 
     return {
       window: { days, firstDay, lastDay },

@@ -127,7 +127,9 @@ async function load(): Promise<void> {
   const loaded = await fetchSummary(daysSelect.value);
   if (!loaded.ok) {
     if (loaded.status === 401 || loaded.status === 403) return signOut(loaded.message);
-    loadError.textContent = loaded.message;
+    // Until a first summary is drawn, the dashboard and its error line are
+    // hidden: the sign-in form is what the user is looking at.
+    (dashboard.hidden ? loginError : loadError).textContent = loaded.message;
     setState("error");
     return;
   }
@@ -184,8 +186,11 @@ function shortLabel(entity: EntityActivity): string {
 
 function render(summary: Summary): void {
   const { window: span, totals } = summary;
-  element("window-note").textContent = `Sessions and entities from ${span.firstDay} to ` +
-    `${span.lastDay} (UTC, ${span.days} days); the funnel covers all time.`;
+  const dates = `${span.firstDay} to ${span.lastDay}`;
+  element("window-note").textContent = `Sessions, entities and the funnel from ${dates} ` +
+    `(UTC, ${span.days} days).`;
+  element("funnel-window").textContent = `(${dates}, UTC)`;
+  element("top-events-window").textContent = `(${dates}, UTC)`;
   element("kpi-sessions").textContent = integer.format(totals.sessions);
   element("kpi-bounce").textContent = percent(totals.bounceRate);
   element("kpi-score").textContent = totals.avgEngagementScore === null

@@ -269,6 +269,20 @@ export type Database = {
         Args: { "duration_ms": number; "interaction_count": number };
         Returns: number;
       };
+      "event_funnel_since": {
+        Args: { "p_since": string };
+        Returns: {
+          "attendees": number;
+          "click_to_ticket_click_pct": number;
+          "clickers": number;
+          "entity_id": string;
+          "ticket_clickers": number;
+          "view_to_attendance_pct": number;
+          "view_to_click_pct": number;
+          "view_to_ticket_click_pct": number;
+          "viewers": number;
+        }[];
+      };
       "ingest_interactions": {
         Args: { "p_context"?: Json; "p_events": Json; "p_rejected"?: Json; "p_user_id": string };
         Returns: {
