@@ -9,13 +9,15 @@
  *   track function makes for a batch, made here directly, so that what
  *   Postgres can ingest through it is measured with no HTTP, gateway or
  *   function process competing for the cores;
- * - the naive path: one `insert` statement per event, each its own
- *   transaction, as a client writing rows one at a time would.
+ * - the naive path: one statement per event, each its own transaction, as a
+ *   client writing rows one at a time would: it stores the row and upserts
+ *   its session, so that it leaves the same `sessions` as the other paths.
  *
  * When the schema keeps event ids unique in a registry table
  * (`public.interaction_event_ids`, needed once `user_interactions` is
- * partitioned), both paths register each event id there too, as storing an
- * event then requires. Nothing here goes through the ingestion function.
+ * partitioned), the COPY and naive paths register each event id there too,
+ * as storing an event then requires. Only the SQL half goes through the
+ * ingestion function.
  *
  * @example
  * ```ts
@@ -402,9 +404,16 @@ async function runJobs<Job extends { rows: number }>(
 }
 
 /**
- * Inserts rows one statement each, from `concurrency` clients, until time or
- * rows run out. With an event id registry, the statement registers the id
- * and stores the event only when the id was new, as a careful client must.
+ * Stores rows one statement each, from `concurrency` clients, until time or
+ * rows run out: the naive path. Each statement does the whole job for its
+ * event, as the other paths do for theirs, so that all three leave the same
+ * database state: it registers the event id (with a registry; otherwise
+ * `on conflict (event_id) do nothing`), stores the row only when the id was
+ * new, and then upserts its session with the arithmetic of {@link loadWithCopy}
+ * (one more interaction, one more page view for a view, the earliest start,
+ * the latest activity). An event counts as stored only when the statement
+ * returned its row; one it skipped counts as an error, with a failure
+ * saying so.
  */
 export function runNaive(
   store: Store,
@@ -413,36 +422,64 @@ export function runNaive(
   durationMs: number,
 ): Promise<DbLoadResult> {
   const { sql } = store;
-  const insertOne = (r: InteractionRow) =>
-    store.eventIdRegistry
+  const storeOne = (r: InteractionRow) => {
+    const inserted = store.eventIdRegistry
       ? sql`
-        with registered as (
+        registered as (
           insert into public.interaction_event_ids (event_id, occurred_at)
           values (${r.event_id}, ${r.occurred_at})
           on conflict (event_id) do nothing
           returning event_id
+        ),
+        inserted as (
+          insert into public.user_interactions
+            (event_id, user_id, anonymous_id, session_id, event_type, entity_type, entity_id,
+             metadata, occurred_at, client_timestamp, received_at)
+          select
+            registered.event_id, ${r.user_id}, ${r.anonymous_id}, ${r.session_id},
+            ${r.event_type}, ${r.entity_type}, ${r.entity_id}, ${r.metadata}::text::jsonb,
+            ${r.occurred_at}, ${r.client_timestamp}, ${r.received_at}
+          from registered
+          returning session_id, user_id, anonymous_id, event_type, occurred_at
         )
-        insert into public.user_interactions
-          (event_id, user_id, anonymous_id, session_id, event_type, entity_type, entity_id,
-           metadata, occurred_at, client_timestamp, received_at)
-        select
-          registered.event_id, ${r.user_id}, ${r.anonymous_id}, ${r.session_id}, ${r.event_type},
-          ${r.entity_type}, ${r.entity_id}, ${r.metadata}::text::jsonb, ${r.occurred_at},
-          ${r.client_timestamp}, ${r.received_at}
-        from registered
       `
       : sql`
-        insert into public.user_interactions
-          (event_id, user_id, anonymous_id, session_id, event_type, entity_type, entity_id,
-           metadata, occurred_at, client_timestamp, received_at)
-        values
-          (${r.event_id}, ${r.user_id}, ${r.anonymous_id}, ${r.session_id}, ${r.event_type},
-           ${r.entity_type}, ${r.entity_id}, ${r.metadata}::text::jsonb, ${r.occurred_at},
-           ${r.client_timestamp}, ${r.received_at})
+        inserted as (
+          insert into public.user_interactions
+            (event_id, user_id, anonymous_id, session_id, event_type, entity_type, entity_id,
+             metadata, occurred_at, client_timestamp, received_at)
+          values
+            (${r.event_id}, ${r.user_id}, ${r.anonymous_id}, ${r.session_id}, ${r.event_type},
+             ${r.entity_type}, ${r.entity_id}, ${r.metadata}::text::jsonb, ${r.occurred_at},
+             ${r.client_timestamp}, ${r.received_at})
+          on conflict (event_id) do nothing
+          returning session_id, user_id, anonymous_id, event_type, occurred_at
+        )
       `;
+    return sql<{ stored: number }[]>`
+      with ${inserted},
+      counted as (
+        insert into public.sessions as current
+          (id, user_id, anonymous_id, started_at, last_seen_at, interaction_count, page_views)
+        select
+          i.session_id, i.user_id, i.anonymous_id, i.occurred_at, i.occurred_at, 1,
+          case when i.event_type = 'view' then 1 else 0 end
+        from inserted i
+        on conflict (id) do update set
+          started_at = least(current.started_at, excluded.started_at),
+          last_seen_at = greatest(current.last_seen_at, excluded.last_seen_at),
+          interaction_count = current.interaction_count + excluded.interaction_count,
+          page_views = current.page_views + excluded.page_views
+      )
+      select count(*)::integer as stored from inserted
+    `;
+  };
   const jobs = rows.map((row) => ({ rows: 1, row }));
   return runJobs(jobs, concurrency, durationMs, async ({ row }) => {
-    await insertOne(row);
+    const [{ stored }] = await storeOne(row);
+    if (stored !== 1) {
+      throw new Error(`event ${row.event_id} was not stored: its id was already registered`);
+    }
   });
 }
 

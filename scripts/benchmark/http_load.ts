@@ -43,9 +43,12 @@ export interface LoadResult {
   duplicates: number;
   rejected: number;
   wallSeconds: number;
-  /** Per request, milliseconds. */
+  /**
+   * Per request, milliseconds, until its answer or, for a request that got
+   * none (an error or the 30 s timeout), until it failed.
+   */
   latenciesMs: number[];
-  /** When each of those requests was answered, milliseconds since the run started. */
+  /** When each of those requests was answered or failed, milliseconds since the run started. */
   answeredAtMs: number[];
   /** Answers by HTTP status ("error" when no answer came). */
   statuses: Record<string, number>;
@@ -115,6 +118,11 @@ class Recorder {
         r.failures.push(`${response.status} ${text.slice(0, 300)}`);
       }
     } catch (error) {
+      // No answer (refused, reset, timed out): it still took this long, and
+      // leaving it out would make the percentiles read low.
+      const now = performance.now();
+      r.latenciesMs.push(now - dueAt);
+      r.answeredAtMs.push(now - this.startedAt);
       if (r.failures.length < 5) r.failures.push(String(error));
     }
     r.requests++;

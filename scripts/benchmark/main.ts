@@ -40,16 +40,25 @@ import {
 import { closedLoop, type LoadResult, openLoop, type RequestSpec } from "./http_load.ts";
 import { throughputPlot } from "./plot.ts";
 import {
+  collectHeapReports,
   cpuDelta,
   findProcesses,
+  type HeapSample,
   parentOf,
   type RssSample,
   sampleRss,
   snapshot,
   type Watched,
 } from "./processes.ts";
-import { type Cell, formatReport, type PathName, type SoakResult, summarize } from "./report.ts";
-import { latencySummary, slope } from "./stats.ts";
+import {
+  type Cell,
+  formatReport,
+  type PathName,
+  type SoakResult,
+  summarize,
+  summarizeHeap,
+} from "./report.ts";
+import { latencySummary, slope, windowMinima } from "./stats.ts";
 import { waitForQuiet } from "./quiet.ts";
 import { measureValidation } from "./validation_cost.ts";
 import {
@@ -513,25 +522,46 @@ if (plan.soakSeconds > 0) {
     return row.n;
   };
   const checkpointsBefore = await checkpoints();
+  // The live heap after GC, which tells whether the function retains memory:
+  // one forced full GC in each function process every 10 s, during the soak
+  // only (scripts/bench starts the gateway with GATEWAY_HEAP_REPORTS).
+  let heap: { samples: HeapSample[]; missing?: string } = { samples: [] };
   const { cell, rss, outcome } = await measure(
     "soak",
     rateBatch,
     64,
-    async () =>
-      fromHttp(await openLoop(trackUrl, stack.anonKey, next, rate, plan.soakSeconds * 1000, 64)),
+    async () => {
+      const reports = collectHeapReports(
+        Deno.env.get("GATEWAY_HEAP_REPORTS"),
+        watched.functionPids,
+        10_000,
+      );
+      try {
+        return fromHttp(
+          await openLoop(trackUrl, stack.anonKey, next, rate, plan.soakSeconds * 1000, 64),
+        );
+      } finally {
+        heap = await reports.stop();
+      }
+    },
     { targetRate: rate, rssIntervalMs: 1000, retry: false },
   );
-  // Quarters of the run: the first shows the warm-up (the V8 heap sizing itself
-  // to the load); a leak shows as growth from the third to the last.
+  // RSS by quarter, for information: the first shows the warm-up (the V8 heap
+  // sizing itself to the load).
   const quarter = (q: number) =>
     rss.filter((s) => s.t >= (plan.soakSeconds * q) / 4 && s.t < (plan.soakSeconds * (q + 1)) / 4);
   const mean = (xs: typeof rss) => xs.reduce((sum, s) => sum + s.functionMiB, 0) / xs.length;
   const secondHalf = rss.filter((s) => s.t >= plan.soakSeconds / 2);
+  const rssWindow = plan.soakSeconds >= 120 ? 60 : 10;
   soak = {
     seconds: plan.soakSeconds,
     eventsPerSecond: cell.eventsPerSecond,
     latencyMs: cell.latencyMs,
     errors: cell.errors,
+    heap: summarizeHeap(heap.samples, plan.soakSeconds),
+    ...(heap.missing ? { heapMissing: heap.missing } : {}),
+    rssWindowMinima: windowMinima(rss.map((s) => ({ t: s.t, y: s.functionMiB })), rssWindow)
+      .map((w) => ({ t: w.t, seconds: w.seconds, minMiB: w.min })),
     firstQuarterMiB: mean(quarter(0)),
     thirdQuarterMiB: mean(quarter(2)),
     lastQuarterMiB: mean(quarter(3)),
@@ -578,19 +608,37 @@ console.log("");
 console.log(formatReport(cells, summary));
 console.log("");
 console.log(
-  `zod: validateEvent ${fmt(validation.validateEventMicros, 1)} µs/event; JSON.parse ${
-    fmt(validation.jsonParseMicros, 1)
-  } µs/event; JSON.parse + parseTrackBody ${fmt(validation.parseAndValidateMicros, 1)} µs/event`,
+  `zod: validation as the function runs it (parseJson + parseTrackBody ${
+    fmt(validation.parseAndValidateMicros, 1)
+  } less JSON.parse ${fmt(validation.jsonParseMicros, 1)}) ${
+    fmt(validation.validateParsedMicros, 1)
+  } µs/event, the share's basis; validateEvent on the generator's objects ${
+    fmt(validation.validateEventMicros, 1)
+  } µs/event, for information`,
 );
 if (soak) {
   console.log(
     `soak: ${soak.seconds} s at ${fmt(soak.eventsPerSecond)} events/s, p99 ${
       fmt(soak.latencyMs.p99, 1)
-    } ms, function RSS by quarter ${fmt(soak.firstQuarterMiB, 1)}, ${
-      fmt(soak.thirdQuarterMiB, 1)
-    } -> ${fmt(soak.lastQuarterMiB, 1)} MiB (max ${fmt(soak.maxMiB, 1)}, ${
+    } ms, ${soak.errors} errors`,
+  );
+  console.log(
+    soak.heap
+      ? `soak live heap after GC (every 10 s): ${
+        soak.heap.samples.map((s) => fmt(s.heapUsedMiB, 1)).join(", ")
+      } MiB; 3rd -> 4th quarter ${fmt(soak.heap.thirdQuarterMiB, 2)} -> ${
+        fmt(soak.heap.lastQuarterMiB, 2)
+      } MiB, ${fmt(soak.heap.slopeMiBPerMinute, 2)} MiB/min over the second half`
+      : `soak live heap after GC: not measured (${soak.heapMissing})`,
+  );
+  console.log(
+    `soak function RSS, for information: least per ${soak.rssWindowMinima[0]?.seconds} s window ${
+      soak.rssWindowMinima.map((w) => fmt(w.minMiB, 1)).join(", ")
+    } MiB; by quarter ${fmt(soak.firstQuarterMiB, 1)}, ${fmt(soak.thirdQuarterMiB, 1)} -> ${
+      fmt(soak.lastQuarterMiB, 1)
+    } MiB (max ${fmt(soak.maxMiB, 1)}, ${
       fmt(soak.slopeMiBPerMinute, 2)
-    } MiB/min over the second half), ${soak.errors} errors`,
+    } MiB/min over the second half)`,
   );
   const worst = soak.latencyWindows.reduce((a, b) => (b.p99 > a.p99 ? b : a));
   const p99s = soak.latencyWindows.map((w) => w.p99).sort((a, b) => a - b);

@@ -225,3 +225,117 @@ export function sampleRss(watched: Watched, intervalMs: number) {
     },
   };
 }
+
+/**
+ * The function processes' live JS heap after a forced full GC, summed over
+ * them, at one moment of a run (see `GATEWAY_HEAP_REPORTS` in
+ * scripts/gateway/main.ts).
+ */
+export interface HeapSample {
+  /** Seconds since the reports started. */
+  t: number;
+  heapUsedMiB: number;
+  heapTotalMiB: number;
+  externalMiB: number;
+  rssMiB: number;
+  /** Function processes that reported. */
+  processes: number;
+}
+
+/** One line a function process appends to its heap report (scripts/gateway/worker.ts). */
+export interface HeapReportLine {
+  /** `Date.now()` when it was made. */
+  at: number;
+  rssMiB: number;
+  heapUsedMiB: number;
+  heapTotalMiB: number;
+  externalMiB: number;
+}
+
+/**
+ * Sums the processes' report lines by the round of signals they answer:
+ * `rounds` holds the `Date.now()` of each round, in order, and `reports` the
+ * lines of each process. A line answers the last round sent at or before it;
+ * a process's second line in one round (two rounds sent moments apart) is
+ * left out, and so are lines before the first round and rounds nobody
+ * answered.
+ */
+export function heapSeries(rounds: number[], reports: HeapReportLine[][]): HeapSample[] {
+  const samples = rounds.map((at): HeapSample => ({
+    t: (at - rounds[0]) / 1000,
+    heapUsedMiB: 0,
+    heapTotalMiB: 0,
+    externalMiB: 0,
+    rssMiB: 0,
+    processes: 0,
+  }));
+  for (const lines of reports) {
+    const answered = new Set<number>();
+    for (const line of [...lines].sort((a, b) => a.at - b.at)) {
+      let round = -1;
+      while (round + 1 < rounds.length && rounds[round + 1] <= line.at) round++;
+      if (round < 0 || answered.has(round)) continue;
+      answered.add(round);
+      const sample = samples[round];
+      sample.heapUsedMiB += line.heapUsedMiB;
+      sample.heapTotalMiB += line.heapTotalMiB;
+      sample.externalMiB += line.externalMiB;
+      sample.rssMiB += line.rssMiB;
+      sample.processes++;
+    }
+  }
+  return samples.filter((s) => s.processes > 0);
+}
+
+/** Whether a process handles SIGUSR2, which would otherwise end it. */
+function handlesSigusr2(pid: number): boolean {
+  const mask = readText(`/proc/${pid}/status`)?.match(/^SigCgt:\s+([0-9a-f]+)/m)?.[1];
+  return mask !== undefined && (BigInt(`0x${mask}`) & (1n << 11n)) !== 0n;
+}
+
+/**
+ * Every `intervalMs`, and once at the start and at the end, asks the
+ * function processes (`pids`) for their live heap after a forced GC (SIGUSR2;
+ * only processes that handle it are sent it) and reads their answers from
+ * the `*.jsonl` reports in `dir`. Returns the series, or why there is none.
+ */
+export function collectHeapReports(dir: string | undefined, pids: number[], intervalMs: number) {
+  const reporting = dir ? pids.filter(handlesSigusr2) : [];
+  const missing = !dir
+    ? "GATEWAY_HEAP_REPORTS was not set for the gateway"
+    : reporting.length < pids.length
+    ? `${
+      pids.length - reporting.length
+    } of ${pids.length} function processes do not report their heap`
+    : undefined;
+  const rounds: number[] = [];
+  const ask = () => {
+    rounds.push(Date.now());
+    for (const pid of reporting) {
+      try {
+        Deno.kill(pid, "SIGUSR2");
+      } catch { /* gone: its restart does not report until the next run */ }
+    }
+  };
+  if (missing === undefined) ask();
+  const timer = missing === undefined ? setInterval(ask, intervalMs) : undefined;
+  return {
+    async stop(): Promise<{ samples: HeapSample[]; missing?: string }> {
+      clearInterval(timer);
+      if (missing !== undefined) return { samples: [], missing };
+      // A last round, unless the timer's came just now.
+      if (Date.now() - rounds[rounds.length - 1] > intervalMs / 2) ask();
+      // Time for the last collection and its line.
+      await new Promise((resolve) => setTimeout(resolve, 1000));
+      const reports: HeapReportLine[][] = [];
+      for await (const entry of Deno.readDir(dir!)) {
+        if (!entry.name.endsWith(".jsonl")) continue;
+        const text = await Deno.readTextFile(`${dir}/${entry.name}`);
+        reports.push(
+          text.split("\n").filter((line) => line.trim()).map((line) => JSON.parse(line)),
+        );
+      }
+      return { samples: heapSeries(rounds, reports) };
+    },
+  };
+}

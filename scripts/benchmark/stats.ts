@@ -1,11 +1,13 @@
 /**
- * Latency percentiles and the least-squares slope used for memory growth.
+ * Latency percentiles, the least-squares slope used for memory growth, and
+ * the least value per time window.
  *
  * @example
  * ```ts
- * import { latencySummary, slope } from "./stats.ts";
+ * import { latencySummary, slope, windowMinima } from "./stats.ts";
  * latencySummary([5, 1, 3, 2, 4]).p50; // 3
  * slope([{ x: 0, y: 1 }, { x: 1, y: 3 }]); // 2
+ * windowMinima([{ t: 0, y: 3 }, { t: 5, y: 2 }, { t: 12, y: 4 }], 10); // [{ t: 0, seconds: 10, min: 2 }, { t: 10, seconds: 10, min: 4 }]
  * ```
  *
  * @module
@@ -45,4 +47,20 @@ export function slope(points: ReadonlyArray<{ x: number; y: number }>): number {
     den += (p.x - mx) ** 2;
   }
   return den === 0 ? 0 : num / den;
+}
+
+/**
+ * The least `y` in each `seconds`-long window of `t` (seconds), in time
+ * order, each window named by its start; windows without points are left out.
+ */
+export function windowMinima(
+  points: ReadonlyArray<{ t: number; y: number }>,
+  seconds: number,
+): Array<{ t: number; seconds: number; min: number }> {
+  const minima = new Map<number, number>();
+  for (const { t, y } of points) {
+    const start = Math.floor(t / seconds) * seconds;
+    minima.set(start, Math.min(minima.get(start) ?? Infinity, y));
+  }
+  return [...minima.entries()].sort(([a], [b]) => a - b).map(([t, min]) => ({ t, seconds, min }));
 }

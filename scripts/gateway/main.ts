@@ -13,7 +13,11 @@
  * SUPABASE_SECRET_KEYS, JSON objects of named keys;
  * FUNCTION_INSTANCES (default 1) starts that many processes per function and
  * spreads requests across them, as the platform does under load;
- * GATEWAY_PORT (default 54321) moves the gateway, for a second stack.
+ * GATEWAY_PORT (default 54321) moves the gateway, for a second stack;
+ * GATEWAY_HEAP_REPORTS=<dir> (the benchmark's soak only) starts function
+ * processes with V8's `gc()` exposed and WORKER_HEAP_REPORT=<dir>/<port>.jsonl,
+ * so that a SIGUSR2 makes one collect its garbage and report its live heap
+ * there (see worker.ts).
  *
  * It also serves the analysts' dashboard at `/dashboard` (scripts/dashboard/).
  *
@@ -38,6 +42,7 @@ const root = new URL("../../", import.meta.url);
 const functionsDir = new URL("supabase/functions/", root);
 const apiPort = Number(Deno.env.get("GATEWAY_PORT") ?? "54321");
 const instancesPerFunction = Math.max(1, Number(Deno.env.get("FUNCTION_INSTANCES") ?? "1"));
+const heapReports = Deno.env.get("GATEWAY_HEAP_REPORTS");
 
 interface Instance {
   port: number;
@@ -116,12 +121,17 @@ function supervise(fn: ServedFunction, instance: Instance): void {
       "--allow-env",
       "--allow-read",
       "--allow-sys",
+      ...(heapReports ? ["--v8-flags=--expose-gc", `--allow-write=${heapReports}`] : []),
       "--quiet",
       fileURLToPath(new URL("worker.ts", import.meta.url)),
       fileURLToPath(fn.entrypoint),
       String(instance.port),
     ],
-    env: { ...runtimeEnv, SB_EXECUTION_ID: crypto.randomUUID() },
+    env: {
+      ...runtimeEnv,
+      SB_EXECUTION_ID: crypto.randomUUID(),
+      ...(heapReports ? { WORKER_HEAP_REPORT: `${heapReports}/${instance.port}.jsonl` } : {}),
+    },
     // The worker exits when this pipe closes, so a killed gateway never
     // leaves a worker holding its port with old code.
     stdin: "piped",

@@ -5,6 +5,14 @@
  *
  * Usage: deno run worker.ts <entrypoint path> <port>
  *
+ * With WORKER_HEAP_REPORT=<file> (set by the gateway when it is started
+ * with GATEWAY_HEAP_REPORTS, for the benchmark's soak) and V8's `gc()`
+ * exposed (`--v8-flags=--expose-gc`), each SIGUSR2 forces a full garbage
+ * collection and appends one JSON line to the file: `{ at, rssMiB,
+ * heapUsedMiB, heapTotalMiB, externalMiB }`, the live heap after GC being
+ * what tells whether the function retains memory. Without it, nothing of the
+ * sort happens.
+ *
  * @module
  */
 const [entrypoint, port] = Deno.args;
@@ -28,6 +36,24 @@ const listenOn = { hostname: "127.0.0.1", port: Number(port), onListen: () => {}
 };
 
 await import(new URL(`file://${entrypoint}`).href);
+
+const heapReport = Deno.env.get("WORKER_HEAP_REPORT");
+const gc = (globalThis as { gc?: () => void }).gc;
+if (heapReport && gc) {
+  const mib = (bytes: number) => bytes / 1024 / 1024;
+  Deno.addSignalListener("SIGUSR2", () => {
+    gc();
+    const memory = Deno.memoryUsage();
+    const line = JSON.stringify({
+      at: Date.now(),
+      rssMiB: mib(memory.rss),
+      heapUsedMiB: mib(memory.heapUsed),
+      heapTotalMiB: mib(memory.heapTotal),
+      externalMiB: mib(memory.external),
+    });
+    Deno.writeTextFileSync(heapReport, line + "\n", { append: true });
+  });
+}
 
 // The gateway holds our stdin open; end of input means it is gone.
 (async () => {
