@@ -136,11 +136,23 @@ Deno.test("hosted: the injected service-role key is a trusted server, a near cop
   const result = await verifyAccessToken(`Bearer ${serviceKey}`, keys, t0);
   assert.ok(result.ok);
   assert.deepEqual(principalOf(result.value), { ok: true, value: { kind: "service" } });
-  // Same length, last character changed: compared in full, and refused.
-  const last = serviceKey.at(-1) === "A" ? "B" : "A";
-  const near = serviceKey.slice(0, -1) + last;
-  assert.equal((await verifyAccessToken(`Bearer ${near}`, keys, t0)).ok, false);
+  // Same length, one character changed, first, in the middle or last:
+  // compared in full, and refused.
+  for (const near of nearCopies(serviceKey)) {
+    assert.equal((await verifyAccessToken(`Bearer ${near}`, keys, t0)).ok, false, near);
+  }
 });
+
+/**
+ * `key` with one character changed: the first (after `prefix`), the middle
+ * one and the last.
+ */
+function nearCopies(key: string, prefix = ""): string[] {
+  assert.ok(key.startsWith(prefix));
+  return [prefix.length, Math.floor(key.length / 2), key.length - 1].map((at) =>
+    key.slice(0, at) + (key[at] === "A" ? "B" : "A") + key.slice(at + 1)
+  );
+}
 
 Deno.test("hosted: other HS256 tokens are refused, saying which secret is missing", async () => {
   const { env, anonKey, legacySecret } = await hostedProject();
@@ -295,6 +307,9 @@ Deno.test("an API key that is not the project's, or only nearly, is refused", as
       publishable.slice(0, -1),
       `${secretKey}x`,
       "sb_secret_",
+      // Same length as a key of the project, one character off anywhere.
+      ...nearCopies(publishable, "sb_publishable_"),
+      ...nearCopies(secretKey, "sb_secret_"),
     ]
   ) {
     assert.deepEqual(await verifyAccessToken(`Bearer ${key}`, keys, t0), {

@@ -93,7 +93,9 @@ Deno.test({
         args: ["eval", client],
         env: {
           SUPABASE_DB_URL: `postgresql://postgres:postgres@127.0.0.1:${server.port}/postgres`,
-          TRACK_DB_STATEMENT_TIMEOUT_MS: "50",
+          // Long enough for eight connections to open on a busy machine: they must
+          // all be taken before the ninth call gives up waiting for one.
+          TRACK_DB_STATEMENT_TIMEOUT_MS: "500",
         },
         stdin: "null",
       }).output();

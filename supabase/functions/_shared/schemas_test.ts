@@ -243,6 +243,33 @@ Deno.test("metadata field types are checked per entity type, unknown keys kept",
   accepts({ ...base, metadata: { event_date: "2024-06-15T20:00:00" } });
 });
 
+Deno.test("a release date's month is 01 to 12", () => {
+  const album = (release_date: string) => ({
+    ...base,
+    entityType: "album",
+    metadata: { release_date },
+  });
+  for (const month of ["01", "12"]) accepts(album(`2019-${month}`));
+  for (const month of ["00", "13"]) {
+    assertErrors(album(`2019-${month}`), [["metadata.release_date", /ISO-8601 year, year-month/]]);
+  }
+});
+
+Deno.test("venue coordinates are within -90..90 and -180..180, bounds included", () => {
+  const venue = (lat: number, lng: number) => ({
+    ...base,
+    entityType: "venue",
+    metadata: { venue_name: "V", coordinates: { lat, lng } },
+  });
+  for (const [lat, lng] of [[-90, -180], [90, 180]]) accepts(venue(lat, lng));
+  for (const lat of [-90.5, 90.5]) {
+    assertErrors(venue(lat, 0), [["metadata.coordinates.lat", /./]]);
+  }
+  for (const lng of [-180.5, 180.5]) {
+    assertErrors(venue(0, lng), [["metadata.coordinates.lng", /./]]);
+  }
+});
+
 Deno.test("search metadata is checked by event type, without the entity's required fields", () => {
   const search = { ...base, eventType: "search", entityId: "search-results" };
   accepts({

@@ -199,6 +199,23 @@ integrationTest(
 );
 
 integrationTest(
+  "events refused by validation count against the events per minute too",
+  async () => {
+    await withInstances([startLimited(100, 10)], async ([instance]) => {
+      const user = await createUser();
+      // Ten events without an entityId: all refused, and all charged.
+      const invalid = { events: Array.from({ length: 10 }, () => view({ entityId: undefined })) };
+      const refused = await send(instance, invalid, { token: user.token });
+      assert.equal(refused.status, 400);
+      assert.equal((refused.body as { rejected: unknown[] }).rejected.length, 10);
+      const valid = batch(1);
+      assertRateLimited(await send(instance, valid, { token: user.token }), 60);
+      assert.equal(await storedCount(ids(valid.events)), 0);
+    });
+  },
+);
+
+integrationTest(
   "anonymous callers are limited per address from X-Forwarded-For, whatever their anonymousId",
   async () => {
     await withInstances([startLimited(2)], async ([instance]) => {

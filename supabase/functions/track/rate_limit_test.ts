@@ -107,6 +107,18 @@ Deno.test("memory is bounded even when every principal is in debt, forgetting th
   assert.deepEqual(limiter.take("ip:flood-0"), allowed, "the least recent was forgotten");
 });
 
+Deno.test("a principal charged again is forgotten last, not by when it was first seen", () => {
+  const clock = manualClock();
+  const limiter = new LocalRateLimiter(2, { now: clock.now, maxKeys: 4 });
+  for (const key of ["ip:a", "ip:b", "ip:c", "ip:d", "ip:a"]) {
+    assert.deepEqual(limiter.take(key), allowed, key);
+  }
+  limiter.take("ip:e"); // one over the bound: down to the two charged last
+  assert.equal(limiter.size, 2);
+  assert.deepEqual(limiter.take("ip:a"), refused(30), "a's minute of debt is remembered");
+  assert.deepEqual(limiter.take("ip:b"), allowed, "b, charged longest ago, was forgotten");
+});
+
 // --- the principal's key -------------------------------------------------------------
 
 const anon: Principal = { kind: "anon" };
