@@ -187,9 +187,13 @@ Deno.test({
       for (
         const [host, status] of [
           [`evil.example:${port}`, 403],
-          ["127.0.0.1", 403],
+          [`127.0.0.1.evil.example:${port}`, 403],
+          ["evil.example", 403],
           [`localhost:${port}`, 200],
           [`127.0.0.1:${port}`, 200],
+          // A local proxy in front of the gateway keeps its own port in the Host.
+          ["127.0.0.1:8080", 200],
+          ["[::1]", 200],
         ] as const
       ) {
         for (const path of ["/functions/v1/open", "/dashboard/"]) {
