@@ -2037,9 +2037,14 @@ function fakePage() {
   };
 }
 
-Deno.test("tracker: a page kept in the back/forward cache keeps its requests, and sends on", async () => {
-  const page = fakePage();
-  const { supabase, calls } = fakeSupabase(null);
+/**
+ * Holds the answer to the first request `supabase` is sent until the
+ * returned function is called; later requests are answered at once.
+ */
+function holdFirstAnswer(
+  supabase: ReturnType<typeof fakeSupabase>["supabase"],
+  calls: Call[],
+): () => void {
   const invoke = supabase.functions.invoke;
   let release = () => {};
   supabase.functions.invoke = (name, options) => {
@@ -2047,6 +2052,13 @@ Deno.test("tracker: a page kept in the back/forward cache keeps its requests, an
     const answer = invoke(name, options);
     return new Promise((resolve) => (release = () => resolve(answer)));
   };
+  return () => release();
+}
+
+Deno.test("tracker: a page kept in the back/forward cache keeps its requests, and sends on", async () => {
+  const page = fakePage();
+  const { supabase, calls } = fakeSupabase(null);
+  const release = holdFirstAnswer(supabase, calls);
   try {
     await withTracker({ supabase }, async (tracker) => {
       const first = tracker.trackInteraction.view("event", "e1");
@@ -2094,13 +2106,7 @@ Deno.test("tracker: a keepalive failing while a Retry-After is in force does not
   const page = fakePage();
   const { supabase, calls, replies } = fakeSupabase(null);
   replies.push(failing(429, { "Retry-After": "1" }));
-  const invoke = supabase.functions.invoke;
-  let release = () => {};
-  supabase.functions.invoke = (name, options) => {
-    if (calls.length > 0) return invoke(name, options);
-    const answer = invoke(name, options);
-    return new Promise((resolve) => (release = () => resolve(answer)));
-  };
+  const release = holdFirstAnswer(supabase, calls);
   try {
     await withTracker({ supabase, backoff: { baseMs: 20, maxMs: 40 } }, async (tracker, errors) => {
       const first = tracker.trackInteraction.view("event", "e1");
@@ -2134,13 +2140,7 @@ Deno.test("tracker: a keepalive answered 200 does not end a Retry-After the serv
   const page = fakePage();
   const { supabase, calls, replies } = fakeSupabase(null);
   replies.push(failing(429, { "Retry-After": "1" }));
-  const invoke = supabase.functions.invoke;
-  let release = () => {};
-  supabase.functions.invoke = (name, options) => {
-    if (calls.length > 0) return invoke(name, options);
-    const answer = invoke(name, options);
-    return new Promise((resolve) => (release = () => resolve(answer)));
-  };
+  const release = holdFirstAnswer(supabase, calls);
   try {
     await withTracker({ supabase, batchSize: 1 }, async (tracker) => {
       const first = tracker.trackInteraction.view("event", "e1");
@@ -2170,13 +2170,7 @@ Deno.test("tracker: a keepalive answered 200 does not end a Retry-After the serv
 Deno.test("tracker: a Retry-After a keepalive got stops the requests under way from sending more", async () => {
   const page = fakePage();
   const { supabase, calls } = fakeSupabase(null);
-  const invoke = supabase.functions.invoke;
-  let release = () => {};
-  supabase.functions.invoke = (name, options) => {
-    if (calls.length > 0) return invoke(name, options);
-    const answer = invoke(name, options);
-    return new Promise((resolve) => (release = () => resolve(answer)));
-  };
+  const release = holdFirstAnswer(supabase, calls);
   try {
     await withTracker({ supabase, batchSize: 3, maxEventsPerRequest: 1 }, async (tracker) => {
       const ids = ["e1", "e2", "e3"].map((id) => tracker.trackInteraction.view("event", id));
