@@ -313,3 +313,25 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name: "stack: a STACK_NAME that is not a plain name is refused before anything is touched",
+  ignore: !mayRun,
+  fn: async () => {
+    const project = await copyProject();
+    try {
+      for (const name of ["../supabase", "/", ".", "a/b", "-x"]) {
+        const { code, output } = await attempt(`${project}/scripts/stack`, ["destroy"], project, {
+          ...stackEnv,
+          STACK_NAME: name,
+        });
+        assert.equal(code, 2, name);
+        assert.match(output, /STACK_NAME must be letters, digits, - and _/, name);
+      }
+      const left = await Deno.stat(`${project}/supabase/migrations`).then(() => true, () => false);
+      assert.ok(left, "the project's own folders are where they were");
+    } finally {
+      await Deno.remove(dirname(project), { recursive: true });
+    }
+  },
+});

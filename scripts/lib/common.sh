@@ -9,6 +9,12 @@ PG_BIN=/usr/lib/postgresql/15/bin
 # STACK_NAME runs a second, independent stack beside the default one (its own
 # cluster, ports and logs), for jobs that restart or pause it, like scripts/chaos.
 STACK_NAME=${STACK_NAME:-}
+# A plain name: it names a folder under .stack/ that `scripts/stack destroy`
+# deletes, so `..` or `/` must never reach it.
+if [ -n "$STACK_NAME" ] && ! [[ "$STACK_NAME" =~ ^[A-Za-z0-9][A-Za-z0-9_-]*$ ]]; then
+  printf 'error: STACK_NAME must be letters, digits, - and _ (not %q)\n' "$STACK_NAME" >&2
+  exit 2
+fi
 if [ -n "$STACK_NAME" ]; then
   STACK_DIR="$ROOT/.stack/$STACK_NAME"
   DB_PORT=${DB_PORT:-55322}
