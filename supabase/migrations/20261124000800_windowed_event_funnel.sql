@@ -4,8 +4,11 @@
 -- ten million rows the all-time funnel outlasts its statement timeout. This
 -- function counts the same funnel from the interactions that happened since a
 -- given instant only: its range on occurred_at lets Postgres skip the monthly
--- partitions of public.user_interactions that end before it. The view, for
--- analysts who want all time, becomes this function from '-infinity'.
+-- partitions of public.user_interactions that end before it. The view stays
+-- as it is for analysts who want all time: a function that sets its
+-- search_path cannot be inlined, so a view over this one would compute the
+-- whole funnel before filtering it by event (ten times slower for one event
+-- at 400,000 rows). The two bodies are held equal by pgTAP.
 
 /*
  * The discovery-to-action funnel of each event, as public.event_funnel counts
@@ -136,20 +139,3 @@ comment on function public.event_funnel_since(timestamptz) is
 revoke execute on function public.event_funnel_since(timestamptz) from public, anon;
 grant execute on function public.event_funnel_since(timestamptz)
   to analyst, authenticated, service_role;
-
--- One definition of the funnel: the view, with its columns, comments and
--- grants as they were, is now the function over all time.
-create or replace view public.event_funnel
-with (security_invoker = true)
-as
-select
-  f.entity_id,
-  f.viewers,
-  f.clickers,
-  f.ticket_clickers,
-  f.attendees,
-  f.view_to_click_pct::numeric(5, 2) as view_to_click_pct,
-  f.click_to_ticket_click_pct::numeric(5, 2) as click_to_ticket_click_pct,
-  f.view_to_ticket_click_pct::numeric(5, 2) as view_to_ticket_click_pct,
-  f.view_to_attendance_pct::numeric(5, 2) as view_to_attendance_pct
-from public.event_funnel_since('-infinity') as f;
