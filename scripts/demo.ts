@@ -69,6 +69,18 @@ function draws(seed: number) {
 }
 type Draws = ReturnType<typeof draws>;
 
+/**
+ * Visitor `index`'s seed, scrambled (murmur3's finalizer): the generator's
+ * streams from consecutive seeds would start nearly alike, every visitor
+ * drawing the same number of sessions at evenly stepped times.
+ */
+function seedOf(index: number): number {
+  let x = (20261124 + Math.imul(index, 0x9e3779b9)) >>> 0;
+  x = Math.imul(x ^ (x >>> 16), 0x85ebca6b);
+  x = Math.imul(x ^ (x >>> 13), 0xc2b2ae35);
+  return (x ^ (x >>> 16)) >>> 0;
+}
+
 type DemoEvent = {
   eventId: string;
   sessionId: string;
@@ -172,7 +184,7 @@ function session(
 }
 
 async function visitor(index: number): Promise<number> {
-  const draw = draws(20261124 + index);
+  const draw = draws(seedOf(index));
   const signedIn = index % 5 < 2;
   const user = signedIn ? await createUser() : null;
   const anonymousId = signedIn ? undefined : `anon-${crypto.randomUUID()}`;
