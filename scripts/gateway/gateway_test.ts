@@ -36,7 +36,9 @@ async function makeProject(): Promise<string> {
   for (const file of ["scripts/gateway/main.ts", "scripts/gateway/worker.ts"]) {
     await Deno.copyFile(`${root}${file}`, `${project}/${file}`);
   }
-  await Deno.copyFile(`${root}scripts/gateway/jwt.ts`, `${project}/scripts/gateway/jwt.ts`);
+  for (const file of ["jwt.ts", "local_host.ts"]) {
+    await Deno.copyFile(`${root}scripts/gateway/${file}`, `${project}/scripts/gateway/${file}`);
+  }
   for (const file of ["auth.ts", "cors.ts"]) {
     await Deno.copyFile(
       `${root}supabase/functions/_shared/${file}`,
@@ -194,6 +196,7 @@ Deno.test({
           // A local proxy in front of the gateway keeps its own port in the Host.
           ["127.0.0.1:8080", 200],
           ["[::1]", 200],
+          ["LOCALHOST.", 200],
         ] as const
       ) {
         for (const path of ["/functions/v1/open", "/dashboard/"]) {
@@ -209,6 +212,11 @@ Deno.test({
           }
         }
       }
+
+      // The function processes, reachable on their own ports, refuse it too.
+      const direct = await rawGet(port + 100, `evil.example:${port + 100}`, "/");
+      assert.equal(direct.status, 403);
+      assert.notEqual((await rawGet(port + 100, `127.0.0.1:${port + 100}`, "/")).status, 403);
 
       const unknown = await call("missing-function", `Bearer ${stack.anonKey}`);
       assert.deepEqual(unknown, {

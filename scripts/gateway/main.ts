@@ -27,6 +27,7 @@ import { fileURLToPath } from "node:url";
 import { parse as parseToml } from "smol-toml";
 import { corsHeaders } from "../../supabase/functions/_shared/cors.ts";
 import { verifyGatewayJwt } from "./jwt.ts";
+import { isLoopbackHost } from "./local_host.ts";
 
 if (Deno.args.length > 0) {
   const help = Deno.args.length === 1 && ["-h", "--help"].includes(Deno.args[0]);
@@ -229,8 +230,6 @@ const byName = new Map(functions.map((fn) => [fn.name, fn]));
 for (const fn of functions) for (const instance of fn.instances) supervise(fn, instance);
 await Promise.all(functions.flatMap((fn) => fn.instances.map((i) => waitForPort(i.port))));
 
-const localHostNames = new Set(["127.0.0.1", "localhost", "[::1]"]);
-
 const server = Deno.serve({
   hostname: "127.0.0.1",
   port: apiPort,
@@ -241,17 +240,13 @@ const server = Deno.serve({
       } on http://127.0.0.1:${apiPort}/functions/v1/`,
     ),
 }, async (request, info) => {
-  // Only this machine's names for it: a page elsewhere whose name was
-  // rebound to 127.0.0.1 (DNS rebinding) must not reach the dashboard or the
-  // functions with the visitor's browser. Any port: a local proxy in front
-  // (the chaos run's) keeps the Host its clients used.
-  const host = request.headers.get("host")?.toLowerCase();
-  if (!host || !localHostNames.has(host.replace(/:\d+$/, ""))) {
+  // A page elsewhere whose name was rebound to 127.0.0.1 must not reach the
+  // dashboard or the functions through its visitor's browser.
+  const host = request.headers.get("host");
+  if (!isLoopbackHost(host)) {
     return gatewayError(
       403,
-      `the Host ${
-        JSON.stringify(host ?? "")
-      } is not this gateway's: use http://127.0.0.1:${apiPort}`,
+      `the Host ${JSON.stringify(host)} is not this gateway's: use http://127.0.0.1:${apiPort}`,
     );
   }
   const { pathname } = new URL(request.url);

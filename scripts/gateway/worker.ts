@@ -15,19 +15,35 @@
  *
  * @module
  */
+import { isLoopbackHost } from "./local_host.ts";
+
 const [entrypoint, port] = Deno.args;
 if (!entrypoint || !port) throw new Error("usage: worker.ts <entrypoint> <port>");
 
 const serve = Deno.serve.bind(Deno);
 const listenOn = { hostname: "127.0.0.1", port: Number(port), onListen: () => {} };
 
+/** The function's handler, for requests addressed to this machine only (see local_host.ts). */
+function loopbackOnly(handler: Deno.ServeHandler): Deno.ServeHandler {
+  return (request, info) => {
+    const host = request.headers.get("host");
+    if (isLoopbackHost(host)) return handler(request, info);
+    return Response.json({
+      code: 403,
+      message: `the Host ${JSON.stringify(host)} is not this machine's`,
+    }, {
+      status: 403,
+    });
+  };
+}
+
 // deno-lint-ignore no-explicit-any
 (Deno as any).serve = (first: unknown, second?: unknown) => {
   if (typeof first === "function") {
-    return serve(listenOn, first as Deno.ServeHandler);
+    return serve(listenOn, loopbackOnly(first as Deno.ServeHandler));
   }
   const options = (first ?? {}) as Record<string, unknown>;
-  const handler = (second ?? options.handler) as Deno.ServeHandler;
+  const handler = loopbackOnly((second ?? options.handler) as Deno.ServeHandler);
   return serve(
     { ...options, ...listenOn, handler } as Deno.ServeTcpOptions & {
       handler: Deno.ServeHandler;
