@@ -262,7 +262,7 @@ Deno.test({
 });
 
 Deno.test({
-  name: "start: Ctrl-C leaves running what was running before, Postgres alone included",
+  name: "start: Ctrl-C stops what it started only: the gateway, not the Postgres it found",
   ignore: !mayRun,
   fn: async () => {
     const project = await copyProject();
@@ -305,8 +305,8 @@ Deno.test({
       start.kill("SIGINT");
       const { code } = await start.status;
       assert.equal(code, 0, await stderr);
-      assert.match(await stderr, /leaving the stack running/);
-      assert.match(await stack("status"), /postgres: running/);
+      assert.match(await stderr, /stopping the gateway; leaving Postgres running/);
+      assert.match(await stack("status"), /postgres: running.*\ngateway: stopped/);
     } finally {
       await stack("down").catch(() => {});
       await Deno.remove(dirname(project), { recursive: true }).catch(() => {});
