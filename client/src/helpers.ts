@@ -65,7 +65,11 @@ export interface InteractionHelpers {
     entityId: string,
     metadata?: Metadata,
   ): string | null;
-  /** The user reviewed an entity with a 1..5 `rating` (stored as `metadata.rating`). */
+  /**
+   * The user reviewed an entity with a `rating` (stored as `metadata.rating`): 1..5 for a
+   * `review` entity, as its metadata requires; about another entity, checked against that
+   * entity's fields only.
+   */
   review(
     entityType: EntityType,
     entityId: string,
