@@ -70,7 +70,7 @@ import {
   readItem,
   removeItem,
 } from "./storage.ts";
-import { type TabCoordinator, tabCoordinator } from "./tabs.ts";
+import { type TabCoordinator, tabCoordinator, WebLocksCoordinator } from "./tabs.ts";
 import {
   type Delivery,
   type FunctionsInvoker,
@@ -223,6 +223,8 @@ export interface Tracker {
 }
 
 const userSpecific: ReadonlySet<string> = new Set(USER_SPECIFIC_EVENT_TYPES);
+// How often a queue taken over from a full localStorage is checked for having gone.
+const LOCAL_ADOPTION_CHECK_MS = 250;
 const NEEDS_SIGNED_IN_USER: FieldError = { path: "eventType", message: "needs a signed-in user" };
 // Room left in the keepalive budget for what the browser counts besides the body.
 const KEEPALIVE_MARGIN_BYTES = 1024;
@@ -306,6 +308,8 @@ class InteractionTracker implements Tracker {
   #renewedToken: string | null = null;
   // Ends each wait for supabase-js under way: `destroy()` calls them.
   readonly #endWaits = new Set<() => void>();
+  // Keys of a full localStorage whose queue this tracker is sending (see #adoptKeptInPlace).
+  readonly #adoptingFromLocal = new Set<string>();
   #memoryAnonymousId: string | null = null;
   // The visitor's choice when the storage could not record it; null while
   // the storage holds it, where every tab reads the latest one.
@@ -968,8 +972,62 @@ class InteractionTracker implements Tracker {
 
   // Queues of tabs that are gone join this tab's queue, one owner at a time.
   async #adoptAbandonedQueues(): Promise<void> {
+    await this.#adoptFrom(this.#storage);
+    // Page memory standing in for a full localStorage: the queues earlier
+    // pages left there would wait for a page that finds room, and keep it
+    // full meanwhile. They are taken over too, where Web Locks tell a live
+    // tab's queue from a left one without writing to the storage (a lease's
+    // claim cannot be written into a full one).
+    const local = pageLocalStorage();
+    if (
+      local !== null && this.#storage !== local && this.#storage === browserStorage() &&
+      this.#tabs instanceof WebLocksCoordinator
+    ) {
+      for (const key of keysWithPrefix(local, keys.queuePrefix)) {
+        if (this.#adoptingFromLocal.has(key)) continue;
+        this.#adoptingFromLocal.add(key);
+        this.#adoptKeptInPlace(local, key)
+          .catch(() => {})
+          .finally(() => this.#adoptingFromLocal.delete(key));
+      }
+    }
+  }
+
+  // Page memory cannot keep events past this page, so a queue taken over
+  // from a full localStorage stays there, its tab's lock held, until every
+  // event of it has left this tracker's queue (sent, or given up on): then
+  // it is removed. If this page goes first, the lock is released with it and
+  // the next page takes the queue over again; what was sent meanwhile the
+  // server counts as duplicates.
+  async #adoptKeptInPlace(local: KeyValueStorage, key: string): Promise<void> {
+    await this.#tabs.adopt(key.slice(keys.queuePrefix.length), async () => {
+      if (this.#destroyed) return;
+      const entries = readQueue<OutgoingEvent>(local, key);
+      const added = this.#queue.merge(entries);
+      if (added > 0) this.#debug(`adopted ${added} events a full localStorage keeps`);
+      const ids = new Set(entries.map((entry) => entry.event.eventId));
+      const waiting = () => this.#queue.entries().some((entry) => ids.has(entry.event.eventId));
+      while (!this.#destroyed && waiting()) await this.#pause(LOCAL_ADOPTION_CHECK_MS);
+      if (!this.#destroyed) removeItem(local, key);
+    });
+  }
+
+  /** Waits `ms`, or less if the tracker is destroyed meanwhile. */
+  #pause(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const end = () => {
+        clearTimeout(timer);
+        this.#endWaits.delete(end);
+        resolve();
+      };
+      const timer = setTimeout(end, ms);
+      this.#endWaits.add(end);
+    });
+  }
+
+  async #adoptFrom(storage: KeyValueStorage): Promise<void> {
     const own = keys.queuePrefix + this.#tabId;
-    for (const key of keysWithPrefix(this.#storage, keys.queuePrefix)) {
+    for (const key of keysWithPrefix(storage, keys.queuePrefix)) {
       if (key === own) continue;
       const tabId = key.slice(keys.queuePrefix.length);
       if (this.#destroyed) return;
@@ -980,8 +1038,8 @@ class InteractionTracker implements Tracker {
         if (this.#destroyed) return;
         // Removed before the merge writes them under this tab's key, in the
         // same task: the storage never has to hold the events twice.
-        const entries = readQueue<OutgoingEvent>(this.#storage, key);
-        removeItem(this.#storage, key);
+        const entries = readQueue<OutgoingEvent>(storage, key);
+        removeItem(storage, key);
         const added = this.#queue.merge(entries);
         if (added > 0) this.#debug(`adopted ${added} events left by another page`);
       });

@@ -2196,3 +2196,101 @@ Deno.test("tracker: a Retry-After a keepalive got stops the requests under way f
     page.restore();
   }
 });
+
+Deno.test("tracker: queues earlier pages left in a full localStorage are sent from page memory, then removed", async () => {
+  const left = {
+    eventId: crypto.randomUUID(),
+    sessionId: crypto.randomUUID(),
+    anonymousId: "visitor-1",
+    eventType: "view",
+    entityType: "event",
+    entityId: "e-old",
+    timestamp: new Date().toISOString(),
+  };
+  const oldKey = "synth_interactions:queue:old-tab";
+  const items = new Map([
+    [oldKey, JSON.stringify([{ event: left, userId: null }])],
+    ["app:cache", "x".repeat(1000)],
+  ]);
+  const { supabase, calls } = fakeSupabase();
+  await withLocalStorage({ value: fullLocalStorage(items) }, async () => {
+    // No storage option: localStorage is full, so page memory stands in for it.
+    await withTracker({ supabase, storage: undefined }, async (tracker) => {
+      await tick(20); // the tab owns its queue, and takes the left one over
+      assert.equal(items.has(oldKey), true, "kept there until its events have gone");
+      await tracker.flush();
+      assert.deepEqual(sentIds(calls), [left.eventId]);
+      await tick(300);
+      assert.equal(items.has(oldKey), false, "the old queue no longer fills localStorage");
+      assert.equal(items.has("app:cache"), true, "the app's own data is left alone");
+      assert.equal(tracker.pendingCount(), 0);
+    });
+  });
+});
+
+Deno.test("tracker: a live tab's queue in a full localStorage is not taken over", async () => {
+  const oldKey = "synth_interactions:queue:live-tab";
+  const queued = { event: { eventId: crypto.randomUUID() }, userId: null };
+  const items = new Map([[oldKey, JSON.stringify([queued])], ["app:cache", "x".repeat(1000)]]);
+  const { supabase, calls } = fakeSupabase();
+  // The other tab, alive: it holds its lock.
+  let letGo = () => {};
+  const holding = new Promise<void>((resolve) => (letGo = resolve));
+  const held = new Promise<void>((ready) => {
+    navigator.locks.request("synth_interactions:tab:live-tab", () => {
+      ready();
+      return holding;
+    });
+  });
+  await held;
+  try {
+    await withLocalStorage({ value: fullLocalStorage(items) }, async () => {
+      await withTracker({ supabase, storage: undefined }, async (tracker) => {
+        await tick(20);
+        await tracker.flush();
+        assert.deepEqual(calls.length, 0);
+        assert.equal(items.has(oldKey), true, "the live tab's queue stays where it is");
+      });
+    });
+  } finally {
+    letGo();
+  }
+});
+
+Deno.test("tracker: a queue taken from a full localStorage stays there while its events wait", async () => {
+  const left = {
+    eventId: crypto.randomUUID(),
+    sessionId: crypto.randomUUID(),
+    anonymousId: "visitor-1",
+    eventType: "view",
+    entityType: "event",
+    entityId: "e-old",
+    timestamp: new Date().toISOString(),
+  };
+  const oldKey = "synth_interactions:queue:old-tab";
+  const items = new Map([
+    [oldKey, JSON.stringify([{ event: left, userId: null }])],
+    ["app:cache", "x".repeat(1000)],
+  ]);
+  const { supabase, calls, server } = fakeSupabase();
+  server.reply = offline;
+  await withLocalStorage({ value: fullLocalStorage(items) }, async () => {
+    await withTracker({ supabase, storage: undefined }, async (tracker) => {
+      await tick(20);
+      await tracker.flush(); // offline: the event waits in page memory
+      assert.ok(calls.length > 0 && sentIds(calls).every((id) => id === left.eventId));
+      await tick(300);
+      assert.equal(items.has(oldKey), true, "the page may close before it is sent");
+    });
+    // The page is gone: the next one takes the queue over and sends it.
+    server.reply = accepted;
+    const before = calls.length;
+    await withTracker({ supabase, storage: undefined }, async (tracker) => {
+      await tick(20);
+      await tracker.flush();
+      assert.deepEqual(sentIds(calls.slice(before)), [left.eventId]);
+      await tick(300);
+      assert.equal(items.has(oldKey), false);
+    });
+  });
+});
