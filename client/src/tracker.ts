@@ -272,6 +272,7 @@ class InteractionTracker implements Tracker {
   readonly #backoff: BackoffOptions;
   readonly #onError?: (error: TrackerError) => void;
   readonly #storage: KeyValueStorage;
+  readonly #inPlaceOfLocalStorage: boolean;
   readonly #keepaliveUrl: string | null;
   readonly #apiKey: string | null;
   readonly #clientHeaders: Record<string, string>;
@@ -346,6 +347,10 @@ class InteractionTracker implements Tracker {
     this.#backoff = backoffOptions(options.backoff);
     this.#onError = options.onError;
     this.#storage = options.storage ?? browserStorage();
+    // Page memory, given no storage of the app's: localStorage is full (or
+    // blocked, when it cannot even be read).
+    this.#inPlaceOfLocalStorage = options.storage === undefined &&
+      this.#storage !== pageLocalStorage();
     this.#now = options.now ?? Date.now;
     this.#random = options.random ?? Math.random;
     this.#requestTimeoutMs = numberOption(options.requestTimeoutMs, REQUEST_TIMEOUT_MS);
@@ -978,11 +983,8 @@ class InteractionTracker implements Tracker {
     // full meanwhile. They are taken over too, where Web Locks tell a live
     // tab's queue from a left one without writing to the storage (a lease's
     // claim cannot be written into a full one).
-    const local = pageLocalStorage();
-    if (
-      local !== null && this.#storage !== local && this.#storage === browserStorage() &&
-      this.#tabs instanceof WebLocksCoordinator
-    ) {
+    const local = this.#inPlaceOfLocalStorage ? pageLocalStorage() : null;
+    if (local !== null && this.#tabs instanceof WebLocksCoordinator) {
       for (const key of keysWithPrefix(local, keys.queuePrefix)) {
         if (this.#adoptingFromLocal.has(key)) continue;
         this.#adoptingFromLocal.add(key);

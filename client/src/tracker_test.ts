@@ -2294,3 +2294,26 @@ Deno.test("tracker: a queue taken from a full localStorage stays there while its
     });
   });
 });
+
+Deno.test("tracker: a tracker on the app's own storage never writes to localStorage", async () => {
+  const writes: string[] = [];
+  const items = new Map<string, string>();
+  const spy = fullLocalStorage(items);
+  const setItem = spy.setItem.bind(spy);
+  spy.setItem = (key: string, value: string) => {
+    writes.push(key);
+    setItem(key, value);
+  };
+  const { supabase, calls } = fakeSupabase();
+  await withLocalStorage({ value: spy }, async () => {
+    await withTracker({ supabase, storage: new MemoryStorage() }, async (tracker) => {
+      await tick(20);
+      for (let i = 0; i < 3; i++) {
+        tracker.trackInteraction.view("event", `e${i}`);
+        await tracker.flush();
+      }
+      assert.equal(calls.length, 3);
+    });
+  });
+  assert.deepEqual(writes, []);
+});
