@@ -977,7 +977,24 @@ class InteractionTracker implements Tracker {
 
   // Queues of tabs that are gone join this tab's queue, one owner at a time.
   async #adoptAbandonedQueues(): Promise<void> {
-    await this.#adoptFrom(this.#storage);
+    const own = keys.queuePrefix + this.#tabId;
+    for (const key of keysWithPrefix(this.#storage, keys.queuePrefix)) {
+      if (key === own) continue;
+      const tabId = key.slice(keys.queuePrefix.length);
+      if (this.#destroyed) return;
+      await this.#tabs.adopt(tabId, () => {
+        // Stopped while waiting for the queue (a lock, or the lease's pause):
+        // this tracker's own queue no longer reaches the storage, so the
+        // events stay where they are, for the next tracker to take over.
+        if (this.#destroyed) return;
+        // Removed before the merge writes them under this tab's key, in the
+        // same task: the storage never has to hold the events twice.
+        const entries = readQueue<OutgoingEvent>(this.#storage, key);
+        removeItem(this.#storage, key);
+        const added = this.#queue.merge(entries);
+        if (added > 0) this.#debug(`adopted ${added} events left by another page`);
+      });
+    }
     // Page memory standing in for a full localStorage: the queues earlier
     // pages left there would wait for a page that finds room, and keep it
     // full meanwhile. They are taken over too, where Web Locks tell a live
@@ -1025,27 +1042,6 @@ class InteractionTracker implements Tracker {
       const timer = setTimeout(end, ms);
       this.#endWaits.add(end);
     });
-  }
-
-  async #adoptFrom(storage: KeyValueStorage): Promise<void> {
-    const own = keys.queuePrefix + this.#tabId;
-    for (const key of keysWithPrefix(storage, keys.queuePrefix)) {
-      if (key === own) continue;
-      const tabId = key.slice(keys.queuePrefix.length);
-      if (this.#destroyed) return;
-      await this.#tabs.adopt(tabId, () => {
-        // Stopped while waiting for the queue (a lock, or the lease's pause):
-        // this tracker's own queue no longer reaches the storage, so the
-        // events stay where they are, for the next tracker to take over.
-        if (this.#destroyed) return;
-        // Removed before the merge writes them under this tab's key, in the
-        // same task: the storage never has to hold the events twice.
-        const entries = readQueue<OutgoingEvent>(storage, key);
-        removeItem(storage, key);
-        const added = this.#queue.merge(entries);
-        if (added > 0) this.#debug(`adopted ${added} events left by another page`);
-      });
-    }
   }
 
   #forgetEverything(): void {
