@@ -2197,7 +2197,11 @@ Deno.test("tracker: a Retry-After a keepalive got stops the requests under way f
   }
 });
 
-Deno.test("tracker: queues earlier pages left in a full localStorage are sent from page memory, then removed", async () => {
+/**
+ * What a full localStorage holds: one event a page that is gone left queued
+ * (under `oldKey`), and the app's own data.
+ */
+function leftInFullStorage() {
   const left = {
     eventId: crypto.randomUUID(),
     sessionId: crypto.randomUUID(),
@@ -2212,6 +2216,11 @@ Deno.test("tracker: queues earlier pages left in a full localStorage are sent fr
     [oldKey, JSON.stringify([{ event: left, userId: null }])],
     ["app:cache", "x".repeat(1000)],
   ]);
+  return { left, oldKey, items };
+}
+
+Deno.test("tracker: queues earlier pages left in a full localStorage are sent from page memory, then removed", async () => {
+  const { left, oldKey, items } = leftInFullStorage();
   const { supabase, calls } = fakeSupabase();
   await withLocalStorage({ value: fullLocalStorage(items) }, async () => {
     // No storage option: localStorage is full, so page memory stands in for it.
@@ -2258,20 +2267,7 @@ Deno.test("tracker: a live tab's queue in a full localStorage is not taken over"
 });
 
 Deno.test("tracker: a queue taken from a full localStorage stays there while its events wait", async () => {
-  const left = {
-    eventId: crypto.randomUUID(),
-    sessionId: crypto.randomUUID(),
-    anonymousId: "visitor-1",
-    eventType: "view",
-    entityType: "event",
-    entityId: "e-old",
-    timestamp: new Date().toISOString(),
-  };
-  const oldKey = "synth_interactions:queue:old-tab";
-  const items = new Map([
-    [oldKey, JSON.stringify([{ event: left, userId: null }])],
-    ["app:cache", "x".repeat(1000)],
-  ]);
+  const { left, oldKey, items } = leftInFullStorage();
   const { supabase, calls, server } = fakeSupabase();
   server.reply = offline;
   await withLocalStorage({ value: fullLocalStorage(items) }, async () => {
