@@ -6,7 +6,7 @@
 -- on entities named 'pgtap07-...' and in February 2001, so rows already in
 -- the database never change the expectations; everything is rolled back.
 begin;
-select plan(43);
+select plan(44);
 
 -- Days are UTC days whatever the reader's time zone: read them from UTC+14,
 -- where every event below falls on a different local day.
@@ -559,6 +559,30 @@ select is_empty(
     where attendees > viewers
   $$,
   'event_funnel never counts more attendees than viewers'
+);
+-- Each step counts at the instant of the one before it: a ticket_click at the
+-- instant of the first click, an attendance mark at the instant of the first
+-- view.
+insert into public.user_interactions (event_id, anonymous_id, event_type, entity_type,
+  entity_id, metadata, occurred_at)
+values
+  ('07000000-0000-4000-8000-0000000000c1', 'pgtap07same-instant-visitor', 'view', 'event',
+    'pgtap07same-instant-ev', '{}', '2001-02-07 10:00:00+00'),
+  ('07000000-0000-4000-8000-0000000000c2', 'pgtap07same-instant-visitor', 'attendance',
+    'event', 'pgtap07same-instant-ev', '{"attended": true}', '2001-02-07 10:00:00+00'),
+  ('07000000-0000-4000-8000-0000000000c3', 'pgtap07same-instant-visitor', 'click', 'event',
+    'pgtap07same-instant-ev', '{}', '2001-02-07 10:01:00+00'),
+  ('07000000-0000-4000-8000-0000000000c4', 'pgtap07same-instant-visitor', 'ticket_click',
+    'event', 'pgtap07same-instant-ev', '{}', '2001-02-07 10:01:00+00');
+
+select results_eq(
+  $$
+    select viewers, clickers, ticket_clickers, attendees from public.event_funnel
+    where entity_id = 'pgtap07same-instant-ev'
+  $$,
+  $$ values (1::bigint, 1::bigint, 1::bigint, 1::bigint) $$,
+  'event_funnel counts a ticket_click at the instant of the first click, and an attendance '
+    || 'mark at the instant of the first view'
 );
 -- The windowed funnel keeps its own copy of the view's body (see migration
 -- 20261124000800): over all time, on every fixture above, the two agree.
