@@ -8,7 +8,7 @@
 -- in February 2001, so rows already in the database never change the
 -- expectations; everything is rolled back.
 begin;
-select plan(14);
+select plan(15);
 
 set local timezone = 'UTC';
 
@@ -175,10 +175,35 @@ as $$
 $$;
 
 -- The maintenance job keeps last month's partition, so there is always one
--- that a window starting this month must not read.
+-- that a window starting this month must not read. A 7-day window starts last
+-- month on the 1st to the 6th: the month before it gets a partition (unless
+-- it has one), so that there is always one the window must not read either.
+do $$
+declare
+  v_window_month timestamptz := date_trunc(
+    'month', ((now() at time zone 'utc')::date - 6)::timestamp at time zone 'utc', 'UTC'
+  );
+begin
+  if not exists (select from pg_temp.partitions_before(v_window_month)) then
+    execute format(
+      'create table interaction_partitions.pgtap11_before_window partition of '
+        || 'public.user_interactions for values from (%L) to (%L)',
+      v_window_month - interval '1 month', v_window_month
+    );
+  end if;
+end;
+$$;
 select ok(
   (select count(*) from pg_temp.partitions_before(date_trunc('month', now(), 'UTC'))) > 0,
   'user_interactions has a partition that ends before this month'
+);
+select ok(
+  (
+    select count(*) from pg_temp.partitions_before(
+      ((now() at time zone 'utc')::date - 6)::timestamp at time zone 'utc'
+    )
+  ) > 0,
+  'user_interactions has a partition that ends before the last 7 days'
 );
 select is_empty(
   $$
