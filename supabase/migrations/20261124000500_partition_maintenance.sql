@@ -27,7 +27,9 @@ create extension if not exists pg_cron with schema pg_catalog;
  * Months are calendar months in UTC, whatever the session's time zone. A
  * month's partition is named interaction_partitions.user_interactions_yyyy_mm.
  * Rows that reached the default partition because their month had no
- * partition yet are moved into it when it is created. One run at a time: a
+ * partition yet are moved into it when it is created: the run creates the
+ * partition of every month within retention that has such rows, however
+ * old. One run at a time: a
  * second one waits for the first up to lock_timeout (3 s), then fails and
  * changes nothing. Inserts and reads go on while a run deletes and recounts;
  * dropping and creating partitions, which the run does last, lock the table
@@ -167,7 +169,10 @@ begin
     end if;
   end loop;
 
-  -- The previous month (events may arrive days late), this one and those ahead.
+  -- The previous month (events may arrive days late), this one and those
+  -- ahead; and any older month within retention that has rows in the default
+  -- partition (the job stopped for longer than the months it had created
+  -- ahead), so that those rows reach their month's partition too.
   for v_from in
     select m
     from generate_series(
@@ -175,6 +180,11 @@ begin
       v_this_month + make_interval(months => p_months_ahead),
       interval '1 month'
     ) as m
+    union
+    select date_trunc('month', d.occurred_at, 'UTC')
+    from interaction_partitions.user_interactions_default as d
+    where d.occurred_at >= v_cutoff
+    order by 1
   loop
     v_to := v_from + interval '1 month';
     continue when v_covered && tstzrange(v_from, v_to);
@@ -227,7 +237,8 @@ $$;
 
 comment on function public.maintain_interaction_partitions(integer, interval, interval) is
   'Creates the partitions of public.user_interactions for the previous, the current and the '
-  'next p_months_ahead months, drops those older than p_retention with their event ids and '
+  'next p_months_ahead months (and for any month within retention with rows in the default '
+  'partition), drops those older than p_retention with their event ids and '
   'sessions, and deletes system_errors older than p_error_retention. Run daily by pg_cron.';
 
 -- It creates and drops tables: only the owner, as whom the job runs, may.

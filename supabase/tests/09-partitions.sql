@@ -3,7 +3,7 @@
 -- that stay unique across partitions. Runs in a time zone far from UTC, as a
 -- client's session may: months are UTC months whatever it is.
 begin;
-select plan(53);
+select plan(58);
 
 set local timezone = 'America/New_York';
 
@@ -483,6 +483,55 @@ select results_eq(
   $$ values ('view', pg_temp.month(9) + interval '9 days', pg_temp.month(9) + interval '9 days') $$,
   'the moved event keeps its values and its registered id'
 );
+
+-- A job stopped for longer than the months it had created ahead: an event of
+-- an older month within retention that has no partition waits in the default
+-- partition too, and moves to its own month's partition when the job runs
+-- again. The month: the latest from 2 to 12 months ago without a partition.
+
+create temp table stopped_month as
+select max(m) as m
+from generate_series(-12, -2) as m
+where not exists (
+  select from pg_temp.monthly_partitions() p
+  where p.starts < pg_temp.month(m + 1) and p.ends > pg_temp.month(m)
+);
+
+select isnt(
+  (select m from stopped_month), null, 'a month 2 to 12 months ago has no partition'
+);
+select results_eq(
+  $$
+    select pg_temp.ingest(pg_temp.ev(
+      0, 'stopped', null, 'view',
+      pg_temp.month((select m from stopped_month)) + interval '3 days'
+    ))
+  $$,
+  $$ values ('accepted') $$,
+  'an event of that month is accepted'
+);
+select results_eq(
+  $$ select pg_temp.stored_in('stopped') $$,
+  $$ values ('interaction_partitions.user_interactions_default') $$,
+  'it is stored in the default partition'
+);
+select is(
+  public.maintain_interaction_partitions(9) - 'deleted' - 'sessions_recounted',
+  jsonb_build_object(
+    'created', jsonb_build_array(pg_temp.partition_of((select m from stopped_month))),
+    'dropped', '[]'::jsonb,
+    'moved_from_default', 1
+  ),
+  'the next run creates that month''s partition, older than the previous month, and moves '
+    || 'the event into it'
+);
+select results_eq(
+  $$ select pg_temp.stored_in('stopped') $$,
+  $$ select pg_temp.partition_of((select m from stopped_month)) $$,
+  'the event is now stored once, in its month''s partition'
+);
+-- From here on it is one of the rows the database already held.
+delete from ids where name = 'stopped';
 
 -- Retention, with a window of 2 months: the partitions that end by the start
 -- of the month before last go, with their event ids and the sessions that
