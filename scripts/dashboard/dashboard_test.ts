@@ -467,29 +467,46 @@ integrationTest("the summary, as analyst_reader, is what SQL on the views return
 integrationTest("the summary's funnel counts the window's interactions only", async () => {
   // Twenty visitors who viewed a new event ten days ago: in the funnel of the
   // last 30 days, not in that of the last 7.
+  // Written directly, each id registered as ingestion would, and removed
+  // afterwards.
   const eventEntity = `dashboard-old-event-${crypto.randomUUID()}`;
-  await sql`
+  const rows = await sql<{ event_id: string }[]>`
+    with events as (
+      select gen_random_uuid() as event_id, 'dashboard-old-' || n as anonymous_id,
+        now() - interval '10 days' as occurred_at
+      from generate_series(1, 20) as n
+    ),
+    registered as (
+      insert into public.interaction_event_ids (event_id, occurred_at)
+      select e.event_id, e.occurred_at from events as e
+    )
     insert into public.user_interactions
       (event_id, anonymous_id, event_type, entity_type, entity_id, metadata, occurred_at)
-    select gen_random_uuid(), 'dashboard-old-' || n, 'view', 'event', ${eventEntity}, '{}',
-      now() - interval '10 days'
-    from generate_series(1, 20) as n
+    select e.event_id, e.anonymous_id, 'view', 'event', ${eventEntity}, '{}', e.occurred_at
+    from events as e
+    returning event_id
   `;
-  const [week, month] = await sql.begin(async (tx) => {
-    await tx`set local lock_timeout = '10s'`;
-    await tx`lock table public.sessions, public.user_interactions in share mode`;
-    const read = async (days: number) => {
-      const answer = await getSummary(basic(analyst.user, analyst.password), `?days=${days}`);
-      assert.equal(answer.status, 200, JSON.stringify(answer.body));
-      return answer.body as Summary;
-    };
-    return [await read(7), await read(30)];
-  });
-  assert.ok(
-    month.funnel.viewers >= week.funnel.viewers + 20 && month.funnel.events > week.funnel.events,
-    JSON.stringify({ week: week.funnel, month: month.funnel }),
-  );
-  assert.ok(!week.topEvents.some((row) => row.entityId === eventEntity));
+  try {
+    const [week, month] = await sql.begin(async (tx) => {
+      await tx`set local lock_timeout = '10s'`;
+      await tx`lock table public.sessions, public.user_interactions in share mode`;
+      const read = async (days: number) => {
+        const answer = await getSummary(basic(analyst.user, analyst.password), `?days=${days}`);
+        assert.equal(answer.status, 200, JSON.stringify(answer.body));
+        return answer.body as Summary;
+      };
+      return [await read(7), await read(30)];
+    });
+    assert.ok(
+      month.funnel.viewers >= week.funnel.viewers + 20 && month.funnel.events > week.funnel.events,
+      JSON.stringify({ week: week.funnel, month: month.funnel }),
+    );
+    assert.ok(!week.topEvents.some((row) => row.entityId === eventEntity));
+  } finally {
+    const ids = rows.map((row) => row.event_id);
+    await sql`delete from public.user_interactions where event_id = any(${ids}::uuid[])`;
+    await sql`delete from public.interaction_event_ids where event_id = any(${ids}::uuid[])`;
+  }
 });
 
 integrationTest(

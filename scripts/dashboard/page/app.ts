@@ -4,9 +4,8 @@
  * browser keeps no credentials of its own) and draws the charts with
  * Chart.js.
  *
- * Each chart's canvas carries `data-points` and `data-values`: how many
- * points it drew and the values of its main series, as a plain record of
- * what is on screen. `body[data-state]` says where the page is: `signed-out`,
+ * Each chart's canvas carries `data-series`: the data of each of its series,
+ * as JSON, a plain record of what is on screen. `body[data-state]` says where the page is: `signed-out`,
  * `loading`, `ready` or `error`.
  *
  * @module
