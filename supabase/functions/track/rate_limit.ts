@@ -25,7 +25,7 @@
  * The principal is `user:<id>` for a signed-in user and `ip:<address>` for
  * an anonymous or service-role caller, the address being the first entry of
  * `X-Forwarded-For` (which the platform's edge sets) or else the connection's
- * own.
+ * own, written one way whatever its spelling, and for IPv6 its /64 block.
  *
  * Environment: `TRACK_RATE_LIMIT=off` turns both checks off (for a benchmark
  * from one address); `TRACK_RATE_LIMIT_REQUESTS_PER_MINUTE` (default 120)
@@ -99,13 +99,11 @@ export function rateLimitsFromEnv(
   };
 }
 
-/** An IPv4 or IPv6 address as text, without brackets or port. */
-const address = /^[0-9a-f:.]{2,45}$/i;
-
 /**
  * The rate-limit key of a principal: `user:<id>` for a signed-in user, else
- * `ip:<address>` from the first `X-Forwarded-For` entry, else from
- * `remoteAddress` (the connection's peer), else `ip:unknown`.
+ * the key of the client's address ({@link addressKey}) from the first
+ * `X-Forwarded-For` entry, else from `remoteAddress` (the connection's peer),
+ * else `ip:unknown`.
  */
 export function principalKey(
   principal: Principal,
@@ -113,9 +111,70 @@ export function principalKey(
   remoteAddress?: string,
 ): string {
   if (principal.kind === "user") return `user:${principal.userId}`;
-  const forwarded = headers.get("x-forwarded-for")?.split(",", 1)[0].trim();
-  const client = [forwarded, remoteAddress].find((value) => value && address.test(value));
-  return `ip:${client?.toLowerCase() ?? "unknown"}`;
+  const forwarded = headers.get("x-forwarded-for")?.split(",", 1)[0];
+  for (const candidate of [forwarded, remoteAddress]) {
+    const key = candidate === undefined ? null : addressKey(candidate);
+    if (key) return key;
+  }
+  return "ip:unknown";
+}
+
+const ipv4 = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})(?::\d{1,5})?$/;
+const bracketed = /^\[([^\]]+)\](?::\d{1,5})?$/;
+
+/**
+ * The rate-limit key of a client address, or null for text that is not one.
+ *
+ * One form per address, however it is written: an IPv4 address is
+ * `ip:<a.b.c.d>` without leading zeros; an IPv6 address is keyed by its /64,
+ * `ip:<first four groups>::/64` (the block one subscriber is given, so that
+ * the addresses of one block share one allowance), and one that embeds an
+ * IPv4 address (`::ffff:a.b.c.d`) is that IPv4 address. A port, brackets and
+ * an IPv6 zone (`%eth0`) are dropped.
+ *
+ * @example
+ * ```ts
+ * import { addressKey } from "./rate_limit.ts";
+ *
+ * addressKey("203.0.113.7:443");          // "ip:203.0.113.7"
+ * addressKey("2001:0DB8:0:0:1::7");       // "ip:2001:db8:0:0::/64"
+ * addressKey("[::ffff:203.0.113.7]:443"); // "ip:203.0.113.7"
+ * addressKey("not an address");           // null
+ * ```
+ */
+export function addressKey(text: string): string | null {
+  const value = text.trim();
+  const v4 = ipv4.exec(value);
+  if (v4) {
+    const octets = v4.slice(1).map(Number);
+    return octets.every((octet) => octet <= 255) ? `ip:${octets.join(".")}` : null;
+  }
+  const groups = ipv6Groups((bracketed.exec(value)?.[1] ?? value).replace(/%[\w.-]{1,32}$/, ""));
+  if (!groups) return null;
+  if (groups.slice(0, 5).every((group) => group === 0) && groups[5] === 0xffff) {
+    return `ip:${groups[6] >> 8}.${groups[6] & 255}.${groups[7] >> 8}.${groups[7] & 255}`;
+  }
+  return `ip:${groups.slice(0, 4).map((group) => group.toString(16)).join(":")}::/64`;
+}
+
+/** The eight 16-bit groups of an IPv6 address, or null if it is not one. */
+function ipv6Groups(text: string): number[] | null {
+  if (text.length > 45 || !/^[0-9a-f:.]+$/i.test(text)) return null;
+  // The URL parser checks the address and writes it in hex groups only (an
+  // IPv4 tail too), compressing the longest run of zeros into "::".
+  let host: string;
+  try {
+    host = new URL(`http://[${text}]/`).hostname.slice(1, -1);
+  } catch {
+    return null;
+  }
+  const [head, tail] = host.split("::");
+  const parse = (part: string | undefined) =>
+    part ? part.split(":").map((group) => parseInt(group, 16)) : [];
+  const front = parse(head);
+  const back = parse(tail);
+  const zeros = tail === undefined ? [] : Array(8 - front.length - back.length).fill(0);
+  return [...front, ...zeros, ...back];
 }
 
 /** Microseconds in the period every allowance is counted over. */

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import type { Principal } from "../_shared/auth.ts";
 import {
+  addressKey,
   LocalRateLimiter,
   principalKey,
   type RateLimitDecision,
@@ -137,8 +138,53 @@ Deno.test("anon and service callers are keyed by the first X-Forwarded-For addre
   assert.equal(principalKey(anon, headers("203.0.113.7, 10.0.0.1"), "127.0.0.1"), "ip:203.0.113.7");
   assert.equal(
     principalKey({ kind: "service" }, headers(" 2001:DB8::1 "), "127.0.0.1"),
-    "ip:2001:db8::1",
+    "ip:2001:db8:0:0::/64",
   );
+});
+
+Deno.test("an address has one key however it is written", () => {
+  const spellings = {
+    "ip:203.0.113.7": ["203.0.113.7", " 203.0.113.7 ", "203.0.113.7:1234", "203.000.113.007"],
+    "ip:2001:db8:0:0::/64": [
+      "2001:db8::1",
+      "2001:0DB8:0:0:0:0:0:1",
+      "[2001:db8::1]",
+      "[2001:db8::1]:443",
+      "2001:db8::1%eth0",
+    ],
+    // An IPv4 address inside IPv6 is the IPv4 address.
+    "ip:192.0.2.5": ["::ffff:192.0.2.5", "::FFFF:c000:205", "[::ffff:192.0.2.5]:80"],
+  };
+  for (const [key, texts] of Object.entries(spellings)) {
+    for (const text of texts) assert.equal(addressKey(text), key, text);
+  }
+});
+
+Deno.test("the addresses of one IPv6 /64 share a key; other blocks do not", () => {
+  assert.equal(addressKey("2001:db8:1:2:aaaa::1"), "ip:2001:db8:1:2::/64");
+  assert.equal(addressKey("2001:db8:1:2:ffff:ffff:ffff:ffff"), "ip:2001:db8:1:2::/64");
+  assert.equal(addressKey("2001:db8:1:3::1"), "ip:2001:db8:1:3::/64");
+  assert.notEqual(addressKey("::1"), addressKey("::2:0:0:0:1"));
+});
+
+Deno.test("text that is not an address has no key", () => {
+  for (
+    const text of [
+      "",
+      "1",
+      "1.2.3",
+      "256.1.1.1",
+      "0x7f.0.0.1",
+      "[1.2.3.4]",
+      "2001:db8::1::2",
+      "1:2:3:4:5:6:7:8:9",
+      "::ffff:1.2.3.4:80",
+      "unknown",
+      "1".repeat(1000),
+    ]
+  ) {
+    assert.equal(addressKey(text), null, text);
+  }
 });
 
 Deno.test("without a usable X-Forwarded-For, the connection's address is the key", () => {
