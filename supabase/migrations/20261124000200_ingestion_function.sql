@@ -13,8 +13,12 @@
  *             {"index", "event_id", "session_id", "anonymous_id",
  *             "event_type", "entity_type", "entity_id", "metadata",
  *             "occurred_at", "client_timestamp", "received_at"}, where index
- *             is the event's position in the HTTP request. Values must have
- *             the right JSON types (a malformed uuid or time raises).
+ *             is the event's position in the HTTP request, and
+ *             "event_id_generated": true on an event whose event_id the
+ *             function made up (the client sent none): its rejection is
+ *             logged without that id, which the client never knew. Values
+ *             must have the right JSON types (a malformed uuid or time
+ *             raises).
  * p_rejected  the events the track function already refused, as
  *             [{"index", "eventId"?, "errors": [{"path", "message"}]}]: only
  *             recorded in system_errors, not returned again.
@@ -121,10 +125,12 @@ begin
       coalesce(e.metadata, '{}'::jsonb) as metadata,
       e.occurred_at,
       e.client_timestamp,
-      coalesce(e.received_at, now()) as received_at
+      coalesce(e.received_at, now()) as received_at,
+      coalesce(e.event_id_generated, false) as event_id_generated
     from jsonb_to_recordset(coalesce(p_events, '[]'::jsonb)) as e (
       "index" integer,
       event_id uuid,
+      event_id_generated boolean,
       session_id uuid,
       anonymous_id text,
       event_type text,
@@ -268,7 +274,8 @@ begin
         else 'duplicate'
       end as outcome,
       p.path,
-      p.message as reason
+      p.message as reason,
+      j.event_id_generated
     from judged j
     left join inserted n
       on n.event_id = j.event_id and j.problem is null and j.occurrence = 1
@@ -285,7 +292,7 @@ begin
         jsonb_agg(
           jsonb_strip_nulls(jsonb_build_object(
             'index', o."index",
-            'eventId', o.event_id,
+            'eventId', case when not o.event_id_generated then o.event_id end,
             'errors', jsonb_build_array(jsonb_build_object('path', o.path, 'message', o.reason))
           ))
         ) filter (where o.outcome = 'rejected'),

@@ -4,7 +4,7 @@
 -- row of a request with rejections, and concurrent requests for one session.
 -- At the end, every session's figures equal those recomputed from its events.
 begin;
-select plan(52);
+select plan(53);
 
 -- Names for the random ids of this run: pg_temp.id('user A') is the same
 -- uuid every time it is asked for within the run, and a new one each run.
@@ -391,7 +391,8 @@ select pg_temp.ingest('call 9', null, jsonb_build_array(
 ));
 select pg_temp.ingest('call 10', 'user U', jsonb_build_array(
   pg_temp.ev(0, 'e24', 'session U', null, 'view', '0 seconds'),
-  pg_temp.ev(1, 'e25', null, null, 'view', '1 second')
+  -- The client sent no eventId: the function made this one up.
+  pg_temp.ev(1, 'e25', null, null, 'view', '1 second', '{"event_id_generated": true}')
 ));
 
 select results_eq(
@@ -431,6 +432,16 @@ select results_eq(
     )
   $$,
   'the unknown user''s rejections are logged with the user id in metadata only'
+);
+select is(
+  (select metadata -> 'rejections' from pg_temp.errors_of('call 10')),
+  jsonb_build_array(
+    jsonb_build_object('index', 0, 'eventId', pg_temp.id('e24'), 'errors',
+      '[{"path": "", "message": "unknown user: the signed-in user does not exist"}]'::jsonb),
+    jsonb_build_object('index', 1, 'errors',
+      '[{"path": "", "message": "unknown user: the signed-in user does not exist"}]'::jsonb)
+  ),
+  'a rejection is logged with the client''s eventId, not with one the function made up'
 );
 
 -- Call 10b, user A: three events at one instant whose ids sort against the

@@ -93,7 +93,9 @@ export class DatabaseError extends Error {
 /**
  * One event for `public.ingest_interactions`, in the shape its `p_events`
  * documents: the columns of a `user_interactions` row (types generated from
- * the schema by `scripts/gen-types`) plus the event's index in the request.
+ * the schema by `scripts/gen-types`) plus the event's index in the request,
+ * and `event_id_generated` when the client sent no `eventId` and `event_id`
+ * was made up for it.
  */
 export type IngestEvent =
   & Required<
@@ -110,7 +112,7 @@ export type IngestEvent =
       | "received_at"
     >
   >
-  & { index: number; metadata: Record<string, unknown> };
+  & { index: number; metadata: Record<string, unknown>; event_id_generated?: true };
 
 /** What `public.ingest_interactions` decided for one event it did not accept. */
 export type IngestOutcome = Omit<IngestRow, "outcome" | "path" | "reason"> & {

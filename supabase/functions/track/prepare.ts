@@ -75,6 +75,7 @@ export function prepareEvents(
     rows.push({
       index,
       event_id: event.eventId ?? crypto.randomUUID(),
+      ...(event.eventId === undefined && { event_id_generated: true }),
       session_id: event.sessionId ?? null,
       anonymous_id: event.anonymousId ?? null,
       event_type: event.eventType,

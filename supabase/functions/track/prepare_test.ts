@@ -7,7 +7,7 @@ const receivedAt = new Date("2025-03-10T12:00:00.000Z");
 const view: TrackEvent = { eventType: "view", entityType: "event", entityId: "event-123" };
 const user = { kind: "user", userId: "7f1c2a4e-5b6d-4e8f-9a0b-1c2d3e4f5a6b" } as const;
 
-Deno.test("a signed-in user's event becomes a row with a fresh event id and server times", () => {
+Deno.test("a signed-in user's event becomes a row with a fresh event id, marked as made up, and server times", () => {
   const { rows, rejected } = prepareEvents(
     [{ index: 0, event: view }],
     undefined,
@@ -24,6 +24,7 @@ Deno.test("a signed-in user's event becomes a row with a fresh event id and serv
   assert.deepEqual({ ...row, event_id: "" }, {
     index: 0,
     event_id: "",
+    event_id_generated: true,
     session_id: null,
     anonymous_id: null,
     event_type: "view",
