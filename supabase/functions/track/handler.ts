@@ -69,6 +69,7 @@ import {
   type RateLimits,
   rateLimitsFromEnv,
 } from "./rate_limit.ts";
+import { boundRejections } from "./rejections.ts";
 
 /** Seconds to wait before retrying a 503: soon when Postgres was unreachable, later when it failed. */
 const RETRY_AFTER_UNAVAILABLE_S = 5;
@@ -222,7 +223,7 @@ async function track(request: Request, info?: Deno.ServeHandlerInfo): Promise<Ou
   }
 
   const prepared = prepareEvents(body.events, body.sentAt, principal, receivedAt);
-  const refused = [...body.rejected, ...prepared.rejected];
+  const refused = boundRejections([...body.rejected, ...prepared.rejected]);
   let stored: IngestResult;
   try {
     // Called even when every event was refused: the call records the

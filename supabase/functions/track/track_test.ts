@@ -547,6 +547,51 @@ integrationTest(
 );
 
 integrationTest(
+  "a request refused in many places is answered and logged no larger than it was sent",
+  async () => {
+    // Metadata 30 keys deep, each key 63 characters, ending in 10 values
+    // Postgres cannot store: 10 errors per event, each with a path of about
+    // 1,900 characters.
+    const user = await createUser();
+    const key = (n: number) => `${n}`.padStart(63, "k");
+    const events = Array.from({ length: 200 }, (_, i) => {
+      let metadata: Json = Object.fromEntries(
+        Array.from({ length: 10 }, (_, leaf) => [`leaf${leaf}`, "\u0000"]),
+      );
+      for (let depth = 29; depth >= 0; depth--) metadata = { [key(i * 100 + depth)]: metadata };
+      return view({ anonymousId: undefined, metadata });
+    });
+    const raw = JSON.stringify({ events });
+    assert.ok(raw.length <= 512 * 1024, `${raw.length} bytes`);
+
+    const response = await fetch(trackUrl, {
+      method: "POST",
+      headers: { Authorization: `Bearer ${user.token}`, "Content-Type": "application/json" },
+      body: raw,
+    });
+    const text = await response.text();
+    assert.equal(response.status, 400);
+    assert.ok(text.length < raw.length, `${text.length} characters answered to ${raw.length}`);
+    const body = JSON.parse(text);
+    // Every event is still listed, with its eventId; the first in full.
+    assert.deepEqual(
+      body.rejected.map((event: Json) => [event.index, event.eventId]),
+      events.map((event, index) => [index, event.eventId]),
+    );
+    assert.equal(body.rejected[0].errors.length, 10);
+    assert.deepEqual(body.rejected.at(-1).errors[1], {
+      path: "",
+      message: "and 9 more not listed: the request's error report is full",
+    });
+    assert.ok(body.rejected.at(-1).errors[0].path.length <= 64);
+
+    const [logged] = await systemErrorsOf(user.id);
+    assert.ok(JSON.stringify(logged.metadata).length < raw.length);
+    assert.deepEqual(logged.metadata.rejections, body.rejected);
+  },
+);
+
+integrationTest(
   "a body that is not JSON, or not an event or batch, is answered 400 with an error",
   async () => {
     const notJson = await postTrack(undefined, { raw: "{not json" });
