@@ -174,7 +174,7 @@ function statementTimeoutMs(): number {
   const ms = Number(value);
   if (!Number.isInteger(ms) || ms < 1) {
     throw new Error(
-      `TRACK_DB_STATEMENT_TIMEOUT_MS must be a whole number of milliseconds, not "${value}"`,
+      `TRACK_DB_STATEMENT_TIMEOUT_MS must be a whole number of milliseconds, 1 or more, not "${value}"`,
     );
   }
   return ms;

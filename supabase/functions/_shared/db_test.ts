@@ -212,3 +212,37 @@ Deno.test({
     }
   },
 });
+
+/** Calls with each of these statement timeouts in turn; the error each one meets. */
+const withTimeouts = (values: string[]) => `
+  const { ingestInteractions } = await import(${JSON.stringify(import.meta.resolve("./db.ts"))});
+  const messages = [];
+  for (const value of ${JSON.stringify(values)}) {
+    Deno.env.set("TRACK_DB_STATEMENT_TIMEOUT_MS", value);
+    messages.push(await ingestInteractions({ userId: null, events: [], rejected: [], context: {} })
+      .then(() => "stored", (error) => error.message));
+  }
+  console.log(JSON.stringify(messages));
+  Deno.exit(0);
+`;
+
+Deno.test({
+  name: "db: a statement timeout that is not 1 ms or more is refused, 0 (no timeout) too",
+  ignore: Deno.permissions.querySync({ name: "run" }).state !== "granted",
+  fn: async () => {
+    const values = ["0", "-5", "1.5", "10s", "abc"];
+    const { code, stdout, stderr } = await new Deno.Command(Deno.execPath(), {
+      args: ["eval", withTimeouts(values)],
+      // Never reached: the setting is checked before connecting.
+      env: { SUPABASE_DB_URL: "postgresql://postgres:postgres@127.0.0.1:9/postgres" },
+      stdin: "null",
+    }).output();
+    assert.equal(code, 0, new TextDecoder().decode(stderr));
+    assert.deepEqual(
+      JSON.parse(new TextDecoder().decode(stdout)),
+      values.map((value) =>
+        `TRACK_DB_STATEMENT_TIMEOUT_MS must be a whole number of milliseconds, 1 or more, not "${value}"`
+      ),
+    );
+  },
+});
