@@ -28,6 +28,11 @@ Deno.serve((request) =>
 );
 `;
 
+/** Answers with the X-Forwarded-For that reached it. */
+const forwardedFunction = `
+Deno.serve((request) => Response.json({ forwardedFor: request.headers.get("x-forwarded-for") }));
+`;
+
 async function makeProject(): Promise<string> {
   const project = await Deno.makeTempDir({ prefix: "gateway-" });
   for (const dir of ["scripts/gateway", "supabase/functions/_shared"]) {
@@ -52,10 +57,12 @@ async function makeProject(): Promise<string> {
     await Deno.mkdir(`${project}/supabase/functions/${name}`);
     await Deno.writeTextFile(`${project}/supabase/functions/${name}/index.ts`, echoFunction);
   }
+  await Deno.mkdir(`${project}/supabase/functions/forwarded`);
+  await Deno.writeTextFile(`${project}/supabase/functions/forwarded/index.ts`, forwardedFunction);
   // `guarded` says nothing, so it gets the default, as on the platform.
   await Deno.writeTextFile(
     `${project}/supabase/config.toml`,
-    "[functions.open]\nverify_jwt = false\n",
+    "[functions.open]\nverify_jwt = false\n\n[functions.forwarded]\nverify_jwt = false\n",
   );
   return project;
 }
@@ -212,6 +219,14 @@ Deno.test({
           }
         }
       }
+
+      // The caller's address reaches the function as the platform's edge
+      // names it: what the caller claims in X-Forwarded-For is replaced.
+      const claimed = await fetch(`${url}/functions/v1/forwarded`, {
+        method: "POST",
+        headers: { "X-Forwarded-For": "203.0.113.9, 10.0.0.1" },
+      });
+      assert.deepEqual(await claimed.json(), { forwardedFor: "127.0.0.1" });
 
       // The function processes, reachable on their own ports, refuse it too.
       const direct = await rawGet(port + 100, `evil.example:${port + 100}`, "/");

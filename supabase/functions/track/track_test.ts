@@ -375,6 +375,31 @@ integrationTest(
   },
 );
 
+integrationTest(
+  "refusals of the schema, of the caller's rules and of the database are listed in request order",
+  async () => {
+    const owner = `v-${crypto.randomUUID().slice(0, 8)}`;
+    const sessionId = crypto.randomUUID();
+    await postTrack(view({ anonymousId: owner, sessionId }));
+    const events = [
+      view({ anonymousId: undefined }), // the caller's rules: an anonymous event needs one
+      view({ sessionId }), // the database: another visitor's session
+      view({ eventType: "teleport" }), // the schema
+      view(),
+      view({ eventType: "follow" }), // the caller's rules: a user-specific type
+    ];
+    const response = await postTrack({ events });
+    assert.equal(response.status, 200);
+    assert.deepEqual(
+      response.body.rejected.map((r: { index: number; errors: Array<{ path: string }> }) => [
+        r.index,
+        r.errors[0].path,
+      ]),
+      [[0, "anonymousId"], [1, "sessionId"], [2, "eventType"], [4, "eventType"]],
+    );
+  },
+);
+
 integrationTest("every metadata rule is enforced per event by the function", async () => {
   const user = await createUser();
   const cases: Array<
