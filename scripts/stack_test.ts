@@ -4,9 +4,11 @@
  * the database, a new migration is applied on top of the data already there,
  * and a database with no record of the files it was made from is made again.
  * A gateway started before the functions' code changed is restarted, and
- * one that cannot have its ports says which is taken. `destroy` deletes a
- * cluster kept outside a checkout the postgres user cannot enter, and
- * `scripts/start` stops nothing it found running.
+ * one that cannot have its ports says which is taken, showing only what that
+ * start wrote. A gateway pid since taken by another stack's gateway is not
+ * ours to report, keep or kill. `destroy` deletes a cluster kept outside a
+ * checkout the postgres user cannot enter, and no stack's name reaches the
+ * default stack's files. `scripts/start` stops nothing it found running.
  * Runs on a copy of the project, as a stack of its own (STACK_NAME=migrations,
  * ports 26322 and 26321, below the ephemeral port range), so the real migrations are never touched.
  */
@@ -18,6 +20,8 @@ const root = fileURLToPath(new URL("../", import.meta.url));
 const mayRun = Deno.permissions.querySync({ name: "run" }).state === "granted";
 const stackEnv = { STACK_NAME: "migrations", DB_PORT: "26322", API_PORT: "26321", NO_COLOR: "1" };
 const scoreMigration = "supabase/migrations/20261124000300_engagement_score_and_views.sql";
+/** The folder of this test's stack in a copy of the project. */
+const stackDir = (project: string) => `${project}/.stack/named/${stackEnv.STACK_NAME}`;
 
 async function attempt(
   command: string,
@@ -128,7 +132,7 @@ Deno.test({
       assert.doesNotMatch(await stack("up"), /recreating|applying migrations|gateway/);
 
       // The function's code changed: the gateway serving the old code is restarted.
-      const gatewayPid = () => Deno.readTextFile(`${project}/.stack/migrations/gateway.pid`);
+      const gatewayPid = () => Deno.readTextFile(`${stackDir(project)}/gateway.pid`);
       const before = await gatewayPid();
       await Deno.writeTextFile(
         `${project}/supabase/functions/track/index.ts`,
@@ -158,7 +162,7 @@ Deno.test({
 
       // No record of the files (a database older than the record): made again, to be sure.
       await sql("create table public.made_by_hand (id int)");
-      await Deno.remove(`${project}/.stack/${stackEnv.STACK_NAME}/migrations.sha256`);
+      await Deno.remove(`${stackDir(project)}/migrations.sha256`);
       assert.match(await stack("up"), /no record of the migration files.*recreating/);
       assert.equal(await sql("select to_regclass('public.made_by_hand') is null"), "t");
       assert.doesNotMatch(await stack("up"), /recreating/);
@@ -243,7 +247,7 @@ Deno.test({
     const project = await copyProject({ private: true });
     const stack = (command: string) =>
       run(`${project}/scripts/stack`, [command], project, stackEnv);
-    const link = `${project}/.stack/${stackEnv.STACK_NAME}/pgdata`;
+    const link = `${stackDir(project)}/pgdata`;
     try {
       await stack("up");
       const cluster = await Deno.realPath(link);
@@ -252,7 +256,7 @@ Deno.test({
       assert.match(await stack("destroy"), /destroyed/);
       const gone = (path: string) => Deno.lstat(path).then(() => false, () => true);
       assert.equal(await gone(cluster), true, `${cluster} is left behind`);
-      assert.equal(await gone(`${project}/.stack/${stackEnv.STACK_NAME}`), true);
+      assert.equal(await gone(stackDir(project)), true);
       assert.match(await stack("status"), /postgres: stopped/);
     } finally {
       await stack("destroy").catch(() => {});
@@ -272,7 +276,7 @@ Deno.test({
       await stack("up");
       // Postgres up, the gateway not: as after a crash of the gateway alone.
       Deno.kill(
-        -Number(await Deno.readTextFile(`${project}/.stack/migrations/gateway.pid`)),
+        -Number(await Deno.readTextFile(`${stackDir(project)}/gateway.pid`)),
         "SIGKILL",
       );
       assert.match(await stack("status"), /postgres: running[^]*gateway: stopped/);
@@ -330,6 +334,151 @@ Deno.test({
       }
       const left = await Deno.stat(`${project}/supabase/migrations`).then(() => true, () => false);
       assert.ok(left, "the project's own folders are where they were");
+    } finally {
+      await Deno.remove(dirname(project), { recursive: true });
+    }
+  },
+});
+
+/**
+ * Starts a stand-in for a gateway that is not ours: its command line names
+ * scripts/gateway/main.ts, as every stack's gateway does, and it leads a
+ * process group of its own, as they do.
+ */
+function startDecoy(cwd: string, env: Record<string, string>): Deno.ChildProcess {
+  return new Deno.Command("setsid", {
+    args: ["sh", "-c", "sleep 600; :", "scripts/gateway/main.ts"],
+    cwd,
+    env: { PATH: Deno.env.get("PATH") ?? "/usr/bin:/bin", ...env },
+    clearEnv: true,
+    stdin: "null",
+    stdout: "null",
+    stderr: "null",
+  }).spawn();
+}
+
+Deno.test({
+  name: "stack: a gateway pid now another stack's gateway is not ours to report, keep or kill",
+  ignore: !mayRun,
+  fn: async () => {
+    const project = await copyProject();
+    const stack = (...args: string[]) => run(`${project}/scripts/stack`, args, project, stackEnv);
+    const pidFile = `${stackDir(project)}/gateway.pid`;
+    // After a reboot the pid in the file may be another stack's gateway: one
+    // of this checkout on this stack's port, or one of another checkout.
+    const others: { cwd: string; env: Record<string, string> }[] = [
+      {
+        cwd: project,
+        env: { STACK_DIR: `${project}/.stack/named/other`, GATEWAY_PORT: stackEnv.API_PORT },
+      },
+      { cwd: dirname(project), env: { GATEWAY_PORT: stackEnv.API_PORT } },
+    ];
+    try {
+      await stack("up");
+      await stack("down", "--gateway");
+      for (const { cwd, env } of others) {
+        const decoy = startDecoy(cwd, env);
+        let exited = false;
+        decoy.status.then(() => exited = true);
+        const takePidFile = () => Deno.writeTextFile(pidFile, `${decoy.pid}\n`);
+        try {
+          await takePidFile();
+          assert.match(await stack("status"), /gateway: stopped/);
+          assert.match(await stack("up"), /starting the functions gateway/);
+          assert.notEqual(Number(await Deno.readTextFile(pidFile)), decoy.pid);
+          assert.match(await stack("status"), /gateway: running/);
+          await stack("down", "--gateway");
+          await takePidFile();
+          await stack("down", "--gateway");
+          await new Promise((resolve) => setTimeout(resolve, 200));
+          assert.equal(exited, false, "down killed a gateway not its own");
+        } finally {
+          try {
+            Deno.kill(-decoy.pid, "SIGKILL");
+          } catch {
+            // Killed already, by a down that took it for ours.
+          }
+          await decoy.status;
+        }
+      }
+
+      // A start that fails shows its own error, not an earlier start's lines
+      // from the log they share.
+      const squatter = await listenWhenFree(Number(stackEnv.API_PORT));
+      try {
+        const failed = await attempt(`${project}/scripts/stack`, ["up"], project, stackEnv);
+        assert.notEqual(failed.code, 0);
+        assert.match(failed.output, new RegExp(`127.0.0.1:${stackEnv.API_PORT} is in use`));
+        const log = await Deno.readTextFile(`${stackDir(project)}/gateway.log`);
+        assert.match(log, /\[gateway\] serving/);
+        assert.doesNotMatch(failed.output, /\[gateway\] serving/);
+      } finally {
+        squatter.close();
+      }
+    } finally {
+      await stack("down").catch(() => {});
+      await Deno.remove(dirname(project), { recursive: true }).catch(() => {});
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "stack: no STACK_NAME reaches the default stack's files, and its destroy keeps named stacks",
+  ignore: !mayRun,
+  fn: async () => {
+    const project = await copyProject();
+    const destroy = (name: string) =>
+      run(`${project}/scripts/stack`, ["destroy"], project, { ...stackEnv, STACK_NAME: name });
+    const exists = (path: string) =>
+      Deno.lstat(`${project}/.stack/${path}`).then(() => true, () => false);
+    try {
+      // The default stack's cluster, test logs and records, as up and
+      // scripts/test leave them (no server runs: destroy has none to stop).
+      await Deno.mkdir(`${project}/.stack/pgdata`, { recursive: true });
+      await Deno.writeTextFile(`${project}/.stack/pgdata/PG_VERSION`, "15\n");
+      await Deno.mkdir(`${project}/.stack/test-logs`);
+      await Deno.writeTextFile(`${project}/.stack/test-logs/pgtap.log`, "ok\n");
+      await Deno.writeTextFile(`${project}/.stack/env`, "SUPABASE_URL=http://127.0.0.1:54321\n");
+      for (const name of ["pgdata", "test-logs", "env", "named"]) {
+        await destroy(name);
+        for (const path of ["pgdata/PG_VERSION", "test-logs/pgtap.log", "env"]) {
+          assert.ok(await exists(path), `destroying stack ${name} deleted .stack/${path}`);
+        }
+      }
+
+      // The default stack's destroy, in this copy: its own files go, a named
+      // stack's folder stays, even one named like a folder of the default's.
+      await Deno.mkdir(`${project}/.stack/named/test-logs`, { recursive: true });
+      await Deno.writeTextFile(`${project}/.stack/named/test-logs/env`, "");
+      await run(`${project}/scripts/stack`, ["destroy"], project, {
+        NO_COLOR: "1",
+        STACK_NAME: "",
+      });
+      assert.equal(await exists("pgdata"), false);
+      assert.equal(await exists("test-logs"), false);
+      assert.ok(await exists("named/test-logs/env"));
+    } finally {
+      await Deno.remove(dirname(project), { recursive: true });
+    }
+  },
+});
+
+Deno.test({
+  name: "stack: a named stack made before .stack/named/ existed is still found where it is",
+  ignore: !mayRun,
+  fn: async () => {
+    const project = await copyProject();
+    const exists = (path: string) =>
+      Deno.lstat(`${project}/.stack/${path}`).then(() => true, () => false);
+    try {
+      await Deno.mkdir(`${project}/.stack/old/pgdata`, { recursive: true });
+      await run(`${project}/scripts/stack`, ["destroy"], project, {
+        ...stackEnv,
+        STACK_NAME: "old",
+      });
+      assert.equal(await exists("old"), false, "the old stack's folder was destroyed");
+      assert.equal(await exists("named/old"), false, "no new folder was made for it");
     } finally {
       await Deno.remove(dirname(project), { recursive: true });
     }

@@ -9,14 +9,29 @@ PG_BIN=/usr/lib/postgresql/15/bin
 # STACK_NAME runs a second, independent stack beside the default one (its own
 # cluster, ports and logs), for jobs that restart or pause it, like scripts/chaos.
 STACK_NAME=${STACK_NAME:-}
-# A plain name: it names a folder under .stack/ that `scripts/stack destroy`
+# A plain name: it names a folder under .stack/named/ that `scripts/stack destroy`
 # deletes, so `..` or `/` must never reach it.
 if [ -n "$STACK_NAME" ] && ! [[ "$STACK_NAME" =~ ^[A-Za-z0-9][A-Za-z0-9_-]*$ ]]; then
   printf 'error: STACK_NAME must be letters, digits, - and _ (not %q)\n' "$STACK_NAME" >&2
   exit 2
 fi
 if [ -n "$STACK_NAME" ]; then
-  STACK_DIR="$ROOT/.stack/$STACK_NAME"
+  # In a folder of their own: directly under .stack/, a name could be one of
+  # the default stack's own folders (pgdata is its cluster, and its destroy
+  # deletes test-logs).
+  STACK_DIR="$ROOT/.stack/named/$STACK_NAME"
+  # A stack made before named/ existed stays where it is until destroyed:
+  # moved, its folder would leave the servers it runs. Only a folder with a
+  # cluster is one, and never the default stack's own folders or named/.
+  case "$STACK_NAME" in
+    pgdata | test-logs | named) ;;
+    *)
+      if [ ! -e "$STACK_DIR" ] &&
+        { [ -e "$ROOT/.stack/$STACK_NAME/pgdata" ] || [ -L "$ROOT/.stack/$STACK_NAME/pgdata" ]; }; then
+        STACK_DIR="$ROOT/.stack/$STACK_NAME"
+      fi
+      ;;
+  esac
   DB_PORT=${DB_PORT:-55322}
   API_PORT=${API_PORT:-55321}
 else
@@ -25,6 +40,9 @@ else
   API_PORT=54321
 fi
 DB_HOST=127.0.0.1
+# Exported so that the gateways the scripts start carry it: it is how
+# scripts/stack tells its own gateway from another stack's (gateway_running).
+export STACK_DIR
 
 # The Supabase CLI's well-known local development secret and the keys it
 # signs: safe to publish, useless against any hosted project.
