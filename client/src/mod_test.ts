@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { initTracking, interactionTracker, trackInteraction } from "./mod.ts";
 import { keys, type KeyValueStorage, MemoryStorage } from "./storage.ts";
-import type { SupabaseClientLike, Tracker } from "./tracker.ts";
+import type { SupabaseClientLike, Tracker, TrackerError } from "./tracker.ts";
 import { blockedLocalStorage, withLocalStorage } from "../../test_support/local_storage.ts";
 
 /** A supabase-js client with nobody signed in, whose requests fail while `offline` is true. */
@@ -27,6 +27,22 @@ function fakeSupabase() {
 }
 
 const tick = (ms = 0) => new Promise((done) => setTimeout(done, ms));
+
+/** Runs `body` where the browser refuses Web Locks, as Chromium does wherever it refuses storage. */
+async function withLocksRefused(body: () => Promise<void>): Promise<void> {
+  const refused = {
+    request: () =>
+      Promise.reject(
+        new DOMException("Access to the Locks API is denied in this context.", "SecurityError"),
+      ),
+  };
+  Object.defineProperty(navigator, "locks", { value: refused, configurable: true });
+  try {
+    await body();
+  } finally {
+    delete (navigator as { locks?: unknown }).locks;
+  }
+}
 
 /** A localStorage that refuses a write taking it past `quota` characters, as browsers do. */
 class QuotaStorage extends MemoryStorage {
@@ -290,5 +306,34 @@ Deno.test("mod: where localStorage is unusable, initTracking() again sends what 
     } finally {
       tracker.destroy();
     }
+  });
+});
+
+Deno.test("mod: where localStorage and Web Locks are both refused, initTracking() again sends what the earlier tracker held", async () => {
+  await withLocalStorage(blockedLocalStorage, async () => {
+    await withLocksRefused(async () => {
+      const errors: TrackerError[] = [];
+      const onError = (error: TrackerError) => errors.push(error);
+      const { supabase, sent } = fakeSupabase();
+      initTracking({ supabase, apiKey: "anon-key", flushIntervalMs: 60_000, onError });
+      // Replaced before its first delivery: what it tracked is left in page memory.
+      const held = [trackInteraction.view("event", "e1"), trackInteraction.view("event", "e2")];
+      const tracker = initTracking({
+        supabase,
+        apiKey: "anon-key",
+        flushIntervalMs: 60_000,
+        onError,
+      });
+      try {
+        const own = trackInteraction.view("event", "e3");
+        await tick(20);
+        await interactionTracker.flush();
+        assert.deepEqual(sent.toSorted(), [...held, own].toSorted());
+        assert.equal(tracker.pendingCount(), 0);
+        assert.deepEqual(errors, [], "nothing is lost: nothing to report");
+      } finally {
+        tracker.destroy();
+      }
+    });
   });
 });

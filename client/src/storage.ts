@@ -78,7 +78,8 @@ let pageMemory: MemoryStorage | null = null;
 /**
  * The page's `localStorage` if it can be read and written, else one
  * {@linkcode MemoryStorage} for the page, the same at every call, which
- * takes over an opt-out a full localStorage still holds. Reading
+ * takes over from a full localStorage the opt-out, the anonymous id and the
+ * session it still holds. Reading
  * `window.localStorage` itself throws where storage is blocked, hence the
  * probe.
  *
@@ -101,9 +102,18 @@ export function browserStorage(): KeyValueStorage {
   } catch {
     pageMemory ??= new MemoryStorage();
     // Full rather than blocked, localStorage still says whether the visitor
-    // opted out, and that holds for the page too.
+    // opted out, and that holds for the page too. It also still knows the
+    // visitor: without their anonymous id and session every page would count
+    // a new visitor. Taken where the page has none of its own yet.
     try {
-      if (local?.getItem(keys.optedOut) === "true") pageMemory.setItem(keys.optedOut, "true");
+      if (local?.getItem(keys.optedOut) === "true") {
+        pageMemory.setItem(keys.optedOut, "true");
+      } else {
+        for (const key of [keys.anonymousId, keys.session]) {
+          const value = local?.getItem(key) ?? null;
+          if (value !== null && pageMemory.getItem(key) === null) pageMemory.setItem(key, value);
+        }
+      }
     } catch {
       // Blocked: there is nothing to read.
     }

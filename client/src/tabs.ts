@@ -6,9 +6,12 @@
  * With the Web Locks API each tab holds a lock named after its queue for as
  * long as it lives; the browser releases it when the page goes away, so a
  * free lock means an abandoned queue, and taking it makes the adopter the only
- * one. Where Web Locks are missing (pages not served over https), each tab
- * renews a lease in storage instead, and an adopter stakes a claim and checks
- * that it still holds after a short pause.
+ * one. Where Web Locks are missing (pages not served over https), or the
+ * browser refuses them (site data blocked), each tab renews a lease in
+ * storage instead, and an adopter stakes a claim and checks that it still
+ * holds after a short pause. A storage no other tab can read (the page's
+ * memory) needs neither: the trackers of the page own their queues outright,
+ * and one takes over what an earlier one left.
  *
  * @example
  * ```ts
@@ -38,41 +41,102 @@ export interface TabCoordinator {
 
 const lockName = (tabId: string) => `synth_interactions:tab:${tabId}`;
 
-/** Ownership through the Web Locks API. */
+/**
+ * Ownership through the Web Locks API. Where the browser refuses the locks
+ * (Chromium does, with a SecurityError, wherever it refuses `localStorage`:
+ * site data blocked, a sandboxed frame), `fallback` takes over for good.
+ */
 export class WebLocksCoordinator implements TabCoordinator {
   #locks: LockManager;
   #held = new Map<string, () => void>();
+  #fallback: (() => TabCoordinator) | undefined;
+  #instead: TabCoordinator | null = null;
 
-  constructor(locks: LockManager) {
+  constructor(locks: LockManager, fallback?: () => TabCoordinator) {
     this.#locks = locks;
+    this.#fallback = fallback;
   }
 
   claim(tabId: string): Promise<void> {
+    if (this.#instead !== null) return this.#instead.claim(tabId);
     if (this.#held.has(tabId)) return Promise.resolve();
     return new Promise((held, failed) => {
       // The lock lives until release() or until the page is gone.
       this.#locks.request(lockName(tabId), () => {
         held();
         return new Promise<void>((release) => this.#held.set(tabId, release));
-      }).catch(failed);
+      }).catch((error) => {
+        const instead = this.#refused();
+        if (instead === null) failed(error);
+        else instead.claim(tabId).then(held, failed);
+      });
     });
   }
 
   release(tabId: string): void {
     this.#held.get(tabId)?.();
     this.#held.delete(tabId);
+    this.#instead?.release(tabId);
   }
 
   async adopt(tabId: string, work: () => void | Promise<void>): Promise<boolean> {
-    return await this.#locks.request(
-      lockName(tabId),
-      { ifAvailable: true },
-      async (lock) => {
-        if (lock === null) return false;
-        await work();
-        return true;
-      },
-    );
+    if (this.#instead !== null) return await this.#instead.adopt(tabId, work);
+    let granted = false;
+    try {
+      return await this.#locks.request(
+        lockName(tabId),
+        { ifAvailable: true },
+        async (lock) => {
+          if (lock === null) return false;
+          granted = true;
+          await work();
+          return true;
+        },
+      );
+    } catch (error) {
+      // Refused before the work ran; a failure of the work itself is the caller's.
+      const instead = granted ? null : this.#refused();
+      if (instead === null) throw error;
+      return await instead.adopt(tabId, work);
+    }
+  }
+
+  // A request rejected before its callback ran: the browser refuses the
+  // locks, here for the life of the page.
+  #refused(): TabCoordinator | null {
+    if (this.#instead === null && this.#fallback !== undefined) this.#instead = this.#fallback();
+    return this.#instead;
+  }
+}
+
+// The queues the page's trackers own, where no other tab can see them.
+const ownedInPage = new Set<string>();
+
+/**
+ * Ownership among the trackers of one page, for a storage only this page
+ * reads (its memory): a tracker owns its queue at once, and a queue no live
+ * tracker of the page owns is one a stopped tracker left.
+ */
+export class PageCoordinator implements TabCoordinator {
+  claim(tabId: string): Promise<void> {
+    ownedInPage.add(tabId);
+    return Promise.resolve();
+  }
+
+  release(tabId: string): void {
+    ownedInPage.delete(tabId);
+  }
+
+  async adopt(tabId: string, work: () => void | Promise<void>): Promise<boolean> {
+    if (ownedInPage.has(tabId)) return false;
+    // Owned while the work runs: a second adopter finds it taken.
+    ownedInPage.add(tabId);
+    try {
+      await work();
+    } finally {
+      ownedInPage.delete(tabId);
+    }
+    return true;
   }
 }
 
@@ -173,8 +237,23 @@ export class LeaseCoordinator implements TabCoordinator {
   }
 }
 
-/** Web Locks where the browser has them, storage leases elsewhere. */
-export function tabCoordinator(self: string, storage: KeyValueStorage): TabCoordinator {
-  const locks = (globalThis.navigator as Navigator | undefined)?.locks;
-  return locks ? new WebLocksCoordinator(locks) : new LeaseCoordinator(self, storage);
+/**
+ * Within the page for a storage only it reads (`pageOnly`); otherwise Web
+ * Locks where the browser has them and lets the page use them, storage
+ * leases elsewhere.
+ */
+export function tabCoordinator(
+  self: string,
+  storage: KeyValueStorage,
+  pageOnly = false,
+): TabCoordinator {
+  if (pageOnly) return new PageCoordinator();
+  const locks = webLocks();
+  const leases = () => new LeaseCoordinator(self, storage);
+  return locks ? new WebLocksCoordinator(locks, leases) : leases();
+}
+
+/** The browser's Web Locks, if it has them. */
+export function webLocks(): LockManager | undefined {
+  return (globalThis.navigator as Navigator | undefined)?.locks;
 }

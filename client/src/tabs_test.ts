@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { LeaseCoordinator, WebLocksCoordinator } from "./tabs.ts";
+import { LeaseCoordinator, PageCoordinator, WebLocksCoordinator } from "./tabs.ts";
 import { keys, MemoryStorage } from "./storage.ts";
 
 function clock(start = 1_000_000) {
@@ -182,4 +182,61 @@ Deno.test("web locks: claiming twice is one claim, released once", async () => {
   await new Promise((done) => setTimeout(done, 0));
   const other = new WebLocksCoordinator(navigator.locks);
   assert.equal(await other.adopt(tabId, () => {}), true);
+});
+
+/** Web Locks as Chromium answers where it refuses the page storage: every request rejected. */
+const refusedLocks = {
+  request: () =>
+    Promise.reject(
+      new DOMException("Access to the Locks API is denied in this context.", "SecurityError"),
+    ),
+} as unknown as LockManager;
+
+Deno.test("web locks: refused by the browser, leases in storage take over", async () => {
+  const storage = new MemoryStorage();
+  const time = clock();
+  const leases = () =>
+    new LeaseCoordinator("tab-a", storage, {
+      leaseMs: LEASE,
+      now: time.now,
+      sleep: async () => {},
+    });
+  const owner = new WebLocksCoordinator(refusedLocks, leases);
+  await owner.claim("tab-a");
+  try {
+    assert.notEqual(
+      storage.getItem(keys.leasePrefix + "tab-a"),
+      null,
+      "a lease stands for the lock",
+    );
+    const other = new WebLocksCoordinator(refusedLocks, leases);
+    let runs = 0;
+    assert.equal(await other.adopt("tab-a", () => void runs++), false, "owned: not adopted");
+    storage.setItem(keys.leasePrefix + "tab-gone", String(time.now() - LEASE));
+    assert.equal(await other.adopt("tab-gone", () => void runs++), true, "left: adopted");
+    assert.equal(runs, 1);
+  } finally {
+    owner.release("tab-a");
+  }
+});
+
+Deno.test("page: a tracker's queue is its own at once; one a stopped tracker left is adopted once", async () => {
+  const [first, second, third] = [
+    new PageCoordinator(),
+    new PageCoordinator(),
+    new PageCoordinator(),
+  ];
+  await first.claim("tab-1");
+  let runs = 0;
+  assert.equal(await second.adopt("tab-1", () => void runs++), false);
+  first.release("tab-1");
+  const gate = Promise.withResolvers<void>();
+  const adopting = second.adopt("tab-1", async () => {
+    runs++;
+    await gate.promise;
+  });
+  assert.equal(await third.adopt("tab-1", () => void runs++), false, "taken while adopted");
+  gate.resolve();
+  assert.equal(await adopting, true);
+  assert.equal(runs, 1);
 });

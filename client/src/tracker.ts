@@ -70,7 +70,7 @@ import {
   readItem,
   removeItem,
 } from "./storage.ts";
-import { type TabCoordinator, tabCoordinator, WebLocksCoordinator } from "./tabs.ts";
+import { type TabCoordinator, tabCoordinator, webLocks, WebLocksCoordinator } from "./tabs.ts";
 import {
   type Delivery,
   type FunctionsInvoker,
@@ -133,6 +133,11 @@ export type TrackerError =
   | { kind: "network"; status: number | null; retryInMs: number; message: string }
   /** The queue cannot be stored, or not all of it: those events are kept in memory only. */
   | { kind: "storage"; message: string }
+  /**
+   * The client cannot tell the tracker who is signed in (supabase-js with the `accessToken`
+   * option, but not the tracker), or a token was not one it can read: those events go anonymously.
+   */
+  | { kind: "auth"; message: string }
   /** A bug in the tracker itself, caught before it reached the app. */
   | { kind: "internal"; message: string };
 
@@ -143,6 +148,13 @@ export type TrackerError =
 export interface TrackerOptions {
   /** The app's own supabase-js client: its auth decides who the events belong to. */
   supabase: SupabaseClientLike;
+  /**
+   * The function the app gives supabase-js as its own `accessToken` option (third-party auth,
+   * where `supabase.auth` cannot be used): the signed-in user's access token, or null when nobody
+   * is. The tracker reads the user and the expiry from the token (JWT `sub` and `exp`; the server
+   * verifies it). Without it, such a client's events all go anonymously.
+   */
+  accessToken?: () => Promise<string | null>;
   /** The edge function to send to. Default "track". */
   functionName?: string;
   /** Send as soon as this many events wait. Default 20. */
@@ -230,6 +242,8 @@ const NEEDS_SIGNED_IN_USER: FieldError = { path: "eventType", message: "needs a 
 const KEEPALIVE_MARGIN_BYTES = 1024;
 // A token this close to expiry is not used for a request.
 const TOKEN_EXPIRY_MARGIN_MS = 10_000;
+// With the accessToken option, how often tracking asks who is signed in, at most.
+const ACCESS_TOKEN_ASK_MS = 1000;
 // The longest delay setTimeout and setInterval take as given.
 const MAX_TIMER_MS = 2_147_483_647;
 
@@ -282,6 +296,9 @@ class InteractionTracker implements Tracker {
   readonly #queue: DurableQueue<OutgoingEvent>;
   readonly #sessions: SessionStore;
   readonly #tabs: TabCoordinator;
+  // The locks of the tabs whose queues a full localStorage keeps, where this
+  // tracker keeps its own in page memory (see #adoptAbandonedQueues).
+  readonly #localTabs: WebLocksCoordinator | null;
   // Ids of events in an ordinary request, and in a keepalive one: at
   // `pagehide` an event can be in both.
   readonly #inFlight = new Set<string>();
@@ -301,6 +318,10 @@ class InteractionTracker implements Tracker {
   #tokens = new Map<string, { token: string; expiresAt: number | null; stretched: boolean }>();
   // Asking supabase-js who is signed in, until it answers or the wait ends.
   #authQuestion: Promise<void> | null = null;
+  // The app's accessToken function, asked in place of supabase.auth, and when it last was.
+  readonly #accessToken: (() => Promise<string | null>) | null;
+  #tokenAskedAt = -Infinity;
+  #reportedUnreadableToken = false;
   // Asking the auth server for a new token after a 401, likewise.
   #renewal: Promise<AuthSession | null | undefined> | null = null;
   // The token the last renewal gave, until the server accepts a request:
@@ -311,6 +332,8 @@ class InteractionTracker implements Tracker {
   readonly #endWaits = new Set<() => void>();
   // Keys of a full localStorage whose queue this tracker is sending (see #adoptKeptInPlace).
   readonly #adoptingFromLocal = new Set<string>();
+  // Ids of the events taken over from there, which stay there until sent.
+  readonly #keptInPlace = new Set<string>();
   #memoryAnonymousId: string | null = null;
   // The visitor's choice when the storage could not record it; null while
   // the storage holds it, where every tab reads the latest one.
@@ -336,6 +359,7 @@ class InteractionTracker implements Tracker {
 
   constructor(options: TrackerOptions) {
     this.#supabase = options.supabase;
+    this.#accessToken = typeof options.accessToken === "function" ? options.accessToken : null;
     this.#functionName = options.functionName ?? "track";
     // At least one: a fraction would floor to 0, and a request of 0 events
     // sends nothing, ever.
@@ -351,6 +375,15 @@ class InteractionTracker implements Tracker {
     // blocked, when it cannot even be read).
     this.#inPlaceOfLocalStorage = options.storage === undefined &&
       this.#storage !== pageLocalStorage();
+    // Readable but not writable: full. Blocked, it cannot even be read, and
+    // there is nothing the visitor could do about it.
+    if (this.#inPlaceOfLocalStorage && pageLocalStorage() !== null) {
+      this.#report({
+        kind: "storage",
+        message: "localStorage is full: the queue, the session and the anonymous id are kept " +
+          "in memory, for this page only",
+      });
+    }
     this.#now = options.now ?? Date.now;
     this.#random = options.random ?? Math.random;
     this.#requestTimeoutMs = numberOption(options.requestTimeoutMs, REQUEST_TIMEOUT_MS);
@@ -384,7 +417,10 @@ class InteractionTracker implements Tracker {
       now: this.#now,
     });
     this.#userId = this.#sessions.stored()?.userId ?? null;
-    this.#tabs = tabCoordinator(this.#tabId, this.#storage);
+    // Page memory is this page's alone: its trackers need no locks to share it.
+    this.#tabs = tabCoordinator(this.#tabId, this.#storage, this.#inPlaceOfLocalStorage);
+    const locks = this.#inPlaceOfLocalStorage ? webLocks() : undefined;
+    this.#localTabs = locks ? new WebLocksCoordinator(locks) : null;
     this.trackInteraction = interactionHelpers((eventType, entityType, entityId, metadata) =>
       this.track(eventType, entityType, entityId, metadata)
     );
@@ -524,7 +560,10 @@ class InteractionTracker implements Tracker {
     // Stopped before the tab owned its key (initTracking() twice at
     // startup, a component mounted twice), the queue has never been
     // written: written now, under this tab's own key, it is adopted by the
-    // next tracker, or by another tab once this one is gone.
+    // next tracker, or by another tab once this one is gone. Events a full
+    // localStorage still keeps are left out: the next tracker takes them over
+    // from there, and would otherwise have them twice, once already sent.
+    this.#queue.remove(this.#keptInPlace);
     this.#queue.persist();
     // The key is another tab's to take over from now on: a request that
     // settles later must not write it again.
@@ -560,6 +599,7 @@ class InteractionTracker implements Tracker {
     } catch (error) {
       return invalid([{ path: "metadata", message: `is not JSON: ${describe(error)}` }]);
     }
+    this.#followAccessToken();
     if (this.#authKnown && this.#userId === null && userSpecific.has(eventType)) {
       return invalid([NEEDS_SIGNED_IN_USER]);
     }
@@ -578,7 +618,9 @@ class InteractionTracker implements Tracker {
     if (!result.ok) return invalid(result.errors);
     const event = result.event as OutgoingEvent;
     this.#sessions.record(eventType, principal);
-    if (this.#awaitingAuth()) {
+    // Asked who is signed in and not answered yet: the answer tells whose it is.
+    const asking = this.#accessToken !== null && this.#authQuestion !== null;
+    if (this.#awaitingAuth() || asking) {
       this.#provisionalHere.add(event.eventId);
       this.#queue.push({ event, userId: principal.userId, provisional: true });
     } else {
@@ -779,18 +821,18 @@ class InteractionTracker implements Tracker {
     if (userId === this.#userId && refused !== undefined && sentWith !== `Bearer ${refused}`) {
       return "renewed";
     }
-    const auth = this.#authAvailable ? this.#supabase.auth : undefined;
     if (userId !== this.#userId || refused === undefined || refused === this.#renewedToken) {
       return "refused";
     }
-    if (typeof auth?.refreshSession !== "function") {
+    const renew = this.#renewer();
+    if (renew === null) {
       // Sent only because the device's clock seemed ahead, the token may just
       // be stale: its user is still signed in, and supabase-js may give another.
       return known?.stretched ? "unavailable" : "refused";
     }
     if (this.#renewal === null) {
-      const asked = auth.refreshSession().then(
-        (answer) => answer?.data?.session ?? null,
+      const asked = renew().then(
+        (session) => session,
         () => null,
       ).finally(() => (this.#renewal = null));
       this.#renewal = this.#waitAtMost(asked);
@@ -801,6 +843,18 @@ class InteractionTracker implements Tracker {
     this.#useSession(session);
     this.#debug("the server refused the access token; sending again with a new one");
     return "renewed";
+  }
+
+  // Where a new token comes from after a 401: the accessToken function asked
+  // again, or supabase-js's refreshSession(); null when neither can be asked.
+  #renewer(): (() => Promise<AuthSession | null>) | null {
+    const accessToken = this.#accessToken;
+    if (accessToken !== null) {
+      return async () => this.#sessionOfToken(await accessToken());
+    }
+    const auth = this.#authAvailable ? this.#supabase.auth : undefined;
+    if (typeof auth?.refreshSession !== "function") return null;
+    return async () => (await auth.refreshSession!())?.data?.session ?? null;
   }
 
   // Applies the outcome of a request to the queue; answers whether to go on sending.
@@ -919,10 +973,8 @@ class InteractionTracker implements Tracker {
   // it. When the page is going away, the browser cancels its ordinary
   // requests: their events go too (the server stores an event once).
   #sendOnHide(pageGoing: boolean): void {
-    // Without access to the tokens, a keepalive request could go out as the
-    // wrong user: the queue waits for the next page instead.
     if (
-      this.#keepaliveUrl === null || !this.#authAvailable || this.#destroyed ||
+      this.#keepaliveUrl === null || this.#destroyed ||
       this.isOptedOut() || this.#retryAfterTimers.size > 0 || this.#awaitingAuth()
     ) return;
     this.#confirmProvisional();
@@ -1000,12 +1052,12 @@ class InteractionTracker implements Tracker {
     // full meanwhile. They are taken over too, where Web Locks tell a live
     // tab's queue from a left one without writing to the storage (a lease's
     // claim cannot be written into a full one).
-    const local = this.#inPlaceOfLocalStorage ? pageLocalStorage() : null;
-    if (local !== null && this.#tabs instanceof WebLocksCoordinator) {
+    const local = pageLocalStorage();
+    if (this.#localTabs !== null && local !== null) {
       for (const key of keysWithPrefix(local, keys.queuePrefix)) {
         if (this.#adoptingFromLocal.has(key)) continue;
         this.#adoptingFromLocal.add(key);
-        this.#adoptKeptInPlace(local, key)
+        this.#adoptKeptInPlace(local, this.#localTabs, key)
           .catch(() => {})
           .finally(() => this.#adoptingFromLocal.delete(key));
       }
@@ -1018,16 +1070,23 @@ class InteractionTracker implements Tracker {
   // it is removed. If this page goes first, the lock is released with it and
   // the next page takes the queue over again; what was sent meanwhile the
   // server counts as duplicates.
-  async #adoptKeptInPlace(local: KeyValueStorage, key: string): Promise<void> {
-    await this.#tabs.adopt(key.slice(keys.queuePrefix.length), async () => {
+  async #adoptKeptInPlace(
+    local: KeyValueStorage,
+    tabs: WebLocksCoordinator,
+    key: string,
+  ): Promise<void> {
+    await tabs.adopt(key.slice(keys.queuePrefix.length), async () => {
       if (this.#destroyed) return;
       const entries = readQueue<OutgoingEvent>(local, key);
       const added = this.#queue.merge(entries);
       if (added > 0) this.#debug(`adopted ${added} events a full localStorage keeps`);
       const ids = new Set(entries.map((entry) => entry.event.eventId));
+      for (const id of ids) this.#keptInPlace.add(id);
       const waiting = () => this.#queue.entries().some((entry) => ids.has(entry.event.eventId));
       while (!this.#destroyed && waiting()) await this.#pause(LOCAL_ADOPTION_CHECK_MS);
-      if (!this.#destroyed) removeItem(local, key);
+      if (this.#destroyed) return;
+      removeItem(local, key);
+      for (const id of ids) this.#keptInPlace.delete(id);
     });
   }
 
@@ -1059,11 +1118,22 @@ class InteractionTracker implements Tracker {
   }
 
   #watchAuth(): void {
+    if (this.#accessToken !== null) {
+      // The app's function tells who is signed in; supabase.auth, with
+      // supabase-js's own `accessToken` option, cannot be touched.
+      this.#authAvailable = true;
+      void this.#refreshAuth();
+      return;
+    }
     let auth: AuthClient | undefined;
+    let unusable = false;
     try {
       // With the `accessToken` option, supabase-js throws on any use of `auth`.
       auth = this.#supabase.auth;
-      if (typeof auth?.onAuthStateChange !== "function") auth = undefined;
+      if (auth !== undefined && typeof auth?.onAuthStateChange !== "function") {
+        auth = undefined;
+        unusable = true;
+      }
       const { data } = auth?.onAuthStateChange((event, session) => {
         // supabase-js also says INITIAL_SESSION without a session when it could
         // not refresh an expired one (offline): getSession tells the two apart.
@@ -1073,8 +1143,25 @@ class InteractionTracker implements Tracker {
       if (data) this.#cleanups.push(() => data.subscription.unsubscribe());
     } catch {
       auth = undefined;
+      unusable = true;
     }
     this.#authAvailable = auth !== undefined;
+    if (!this.#authAvailable) {
+      // Nobody is known to be signed in, so every event is anonymous and goes
+      // with the key as its bearer: left to choose, supabase-js would send the
+      // token of whoever is signed in when the batch goes, and the events
+      // would be stored as theirs.
+      this.#useSession(null);
+      if (unusable) {
+        this.#report({
+          kind: "auth",
+          message: "supabase.auth cannot be used (a client made with the accessToken option?): " +
+            "events go anonymously; give the tracker the same accessToken function " +
+            "to track signed-in users",
+        });
+      }
+      return;
+    }
     void this.#refreshAuth();
   }
 
@@ -1087,8 +1174,14 @@ class InteractionTracker implements Tracker {
   #refreshAuth(): Promise<void> {
     if (!this.#authAvailable || this.#destroyed) return Promise.resolve();
     if (this.#authQuestion === null) {
-      const answered = this.#askAuth().finally(() => (this.#authQuestion = null));
-      this.#authQuestion = this.#waitAtMost(answered).then(() => {});
+      const answered = this.#askAuth();
+      const question = this.#waitAtMost(answered).then(() => {});
+      this.#authQuestion = question;
+      // Cleared once answered, and only then: set first, whatever order the
+      // two settle in (Deno, loading setTimeout on first use, runs the microtasks queued).
+      void answered.finally(() => {
+        if (this.#authQuestion === question) this.#authQuestion = null;
+      });
     }
     return this.#authQuestion;
   }
@@ -1111,6 +1204,15 @@ class InteractionTracker implements Tracker {
   }
 
   async #askAuth(): Promise<void> {
+    if (this.#accessToken !== null) {
+      this.#tokenAskedAt = this.#now();
+      try {
+        this.#useSession(this.#sessionOfToken(await this.#accessToken()));
+      } catch {
+        // The cached token, if any, will do.
+      }
+      return;
+    }
     try {
       const { data, error } = await this.#supabase.auth!.getSession();
       // No session but an error: an expired session that could not be
@@ -1120,6 +1222,40 @@ class InteractionTracker implements Tracker {
     } catch {
       // The cached token, if any, will do.
     }
+  }
+
+  // A session as supabase-js would hand it out, from an access token the
+  // accessToken function gave: its user is the JWT's `sub`, its expiry `exp`.
+  // Not verified: the server does that. A token without a readable `sub`
+  // names nobody, and its events go anonymously.
+  #sessionOfToken(token: unknown): AuthSession | null {
+    if (typeof token !== "string" || token === "" || token === this.#apiKey) return null;
+    const claims = jwtClaims(token);
+    if (typeof claims?.sub === "string" && claims.sub !== "") {
+      const expiresAt = typeof claims.exp === "number" && Number.isFinite(claims.exp)
+        ? claims.exp
+        : undefined;
+      return { access_token: token, expires_at: expiresAt, user: { id: claims.sub } };
+    }
+    // The anon key handed over while nobody is signed in is no surprise.
+    if (claims?.role !== "anon" && !this.#reportedUnreadableToken) {
+      this.#reportedUnreadableToken = true;
+      this.#report({
+        kind: "auth",
+        message: "the accessToken function gave a token that is not a JWT naming its user (sub): " +
+          "events go anonymously",
+      });
+    }
+    return null;
+  }
+
+  // With the accessToken option there is no word when someone signs in or
+  // out: tracking asks again, at most once a second, and the events tracked
+  // meanwhile wait for the answer to say whose they are.
+  #followAccessToken(): void {
+    if (this.#accessToken === null) return;
+    const since = this.#now() - this.#tokenAskedAt;
+    if (since >= ACCESS_TOKEN_ASK_MS || since < 0) void this.#refreshAuth();
   }
 
   #useSession(session: AuthSession | null): void {
@@ -1210,8 +1346,6 @@ class InteractionTracker implements Tracker {
   // Headers that make the server see `userId` (null: anonymous) as the
   // sender, or null when no valid token of that user is at hand.
   #authHeaders(userId: string | null): Record<string, string> | null {
-    // Without access to supabase.auth, supabase-js chooses the token itself.
-    if (!this.#authAvailable) return {};
     if (userId === null) {
       // Always the key as the bearer, anon key or publishable key: without
       // one, supabase-js sends the token of whoever is signed in now, and the
@@ -1372,6 +1506,12 @@ function numberOption(value: number | undefined, fallback: number): number {
 // When the JWT `token` was issued, in epoch milliseconds, from its `iat`
 // claim; null when it is no JWT or has no readable `iat`.
 function issuedAtMs(token: string): number | null {
+  const iat = jwtClaims(token)?.iat;
+  return typeof iat === "number" && Number.isFinite(iat) ? iat * 1000 : null;
+}
+
+// The claims of the JWT `token`, unverified; null when it is no JWT.
+function jwtClaims(token: string): Record<string, unknown> | null {
   const parts = token.split(".");
   if (parts.length !== 3) return null;
   try {
@@ -1380,8 +1520,9 @@ function issuedAtMs(token: string): number | null {
     const payload = JSON.parse(
       new TextDecoder().decode(Uint8Array.from(binary, (char) => char.charCodeAt(0))),
     );
-    const iat = typeof payload === "object" && payload !== null ? payload.iat : undefined;
-    return typeof iat === "number" && Number.isFinite(iat) ? iat * 1000 : null;
+    return typeof payload === "object" && payload !== null && !Array.isArray(payload)
+      ? payload
+      : null;
   } catch {
     return null;
   }

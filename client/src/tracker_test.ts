@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { EVENT_TYPES } from "./contract.ts";
 import { interactionHelpers, type Metadata } from "./helpers.ts";
 import { readQueue } from "./queue.ts";
-import { keysWithPrefix, MemoryStorage } from "./storage.ts";
+import { browserStorage, forgetVisitor, keys, keysWithPrefix, MemoryStorage } from "./storage.ts";
 import {
   blockedLocalStorage,
   fullLocalStorage,
@@ -1990,6 +1990,8 @@ function fakePage() {
   const globals = globalThis as { document?: unknown };
   globals.document = doc;
   const keepalives: Array<{ events: Array<Record<string, unknown>> }> = [];
+  // Each keepalive request's headers and body bytes, in the order sent.
+  const sent: Array<{ headers: Record<string, string>; bytes: number }> = [];
   const pending: Array<{
     answer: () => void;
     refuse: (status: number, body: unknown, headers?: Record<string, string>) => void;
@@ -1999,6 +2001,10 @@ function fakePage() {
   globalThis.fetch = ((_url: string | URL | Request, init?: RequestInit) => {
     const body = JSON.parse(String(init!.body));
     keepalives.push(body);
+    sent.push({
+      headers: init!.headers as Record<string, string>,
+      bytes: new TextEncoder().encode(String(init!.body)).length,
+    });
     return new Promise<Response>((resolve, reject) =>
       pending.push({
         answer: () =>
@@ -2010,6 +2016,7 @@ function fakePage() {
   }) as typeof fetch;
   return {
     keepalives,
+    sent,
     /** The visitor switches to another tab, and back. */
     hideAndShow() {
       doc.visibilityState = "hidden";
@@ -2076,6 +2083,33 @@ Deno.test("tracker: a page kept in the back/forward cache keeps its requests, an
     });
   } finally {
     page.answerKeepalives();
+    page.restore();
+  }
+});
+
+Deno.test("tracker: keepalive requests on hide, then on close while the first is under way, stay within 64 KiB together", async () => {
+  const page = fakePage();
+  const { supabase, calls } = fakeSupabase(null);
+  try {
+    await withTracker({ supabase }, (tracker, errors) => {
+      // 10 events of about 12 KiB: twice what the browser lets keepalive requests carry at once.
+      const ids = Array.from(
+        { length: 10 },
+        (_, n) => tracker.trackInteraction.view("event", `big-${n}`, { notes: "x".repeat(12_000) }),
+      );
+      assert.ok(ids.every((id) => id !== null));
+      page.hideAndShow();
+      assert.ok(page.sent.length > 0, "the page hidden, what fits goes with keepalive");
+      const onHide = page.sent.length;
+      // Closed before the first keepalive is answered: what it carries still counts.
+      page.pagehide(false);
+      const total = page.sent.reduce((sum, request) => sum + request.bytes, 0);
+      assert.ok(total <= 64 * 1024, `${total} bytes in ${page.sent.length} keepalive requests`);
+      assert.equal(page.sent.length, onHide, "nothing more fits while the first is under way");
+      assert.equal(calls.length, 0);
+      assert.deepEqual(errors, []);
+    });
+  } finally {
     page.restore();
   }
 });
@@ -2237,6 +2271,40 @@ Deno.test("tracker: queues earlier pages left in a full localStorage are sent fr
   });
 });
 
+Deno.test("tracker: a localStorage full before the page starts keeps the visitor and their session, reported once", async () => {
+  const { left, items } = leftInFullStorage();
+  const session = {
+    id: left.sessionId,
+    userId: null,
+    anonymousId: left.anonymousId,
+    startedAt: Date.now() - 60_000,
+    lastActivityAt: Date.now() - 30_000,
+    interactionCount: 1,
+    pageViews: 1,
+  };
+  items.set(keys.anonymousId, left.anonymousId);
+  items.set(keys.session, JSON.stringify(session));
+  const { supabase, calls } = fakeSupabase();
+  await withLocalStorage({ value: fullLocalStorage(items) }, async () => {
+    try {
+      await withTracker({ supabase, storage: undefined }, async (tracker, errors) => {
+        assert.equal(tracker.getAnonymousId(), left.anonymousId);
+        assert.equal(tracker.getSessionId(), left.sessionId);
+        const id = tracker.trackInteraction.view("event", "e-new");
+        await tracker.flush();
+        const sent = calls.flatMap((call) => call.body.events).find((e) => e.eventId === id);
+        assert.deepEqual([sent?.anonymousId, sent?.sessionId], [left.anonymousId, left.sessionId]);
+        assert.equal(tracker.getSessionMetrics().interactionCount, 2);
+        assert.deepEqual(errors.map((error) => error.kind), ["storage"]);
+        assert.match(errors[0].message, /localStorage is full/);
+      });
+    } finally {
+      // Page memory outlives the test: the next one starts with a visitor of its own.
+      forgetVisitor(browserStorage());
+    }
+  });
+});
+
 Deno.test("tracker: a live tab's queue in a full localStorage is not taken over", async () => {
   const oldKey = "synth_interactions:queue:live-tab";
   const queued = { event: { eventId: crypto.randomUUID() }, userId: null };
@@ -2312,4 +2380,136 @@ Deno.test("tracker: a tracker on the app's own storage never writes to localStor
     });
   });
   assert.deepEqual(writes, []);
+});
+
+/**
+ * The app's supabase-js client made with the `accessToken` option (third-party
+ * auth): as supabase-js does, `auth` is a Proxy that throws on any use. The
+ * access token the app's function gives is `signedIn.token`.
+ */
+function thirdPartyAuth(time: { now: () => number }) {
+  const fake = fakeSupabase(null);
+  const supabase = fake.supabase as unknown as Record<string, unknown>;
+  supabase.auth = new Proxy({}, {
+    get(_, property) {
+      throw new Error(
+        `@supabase/supabase-js: Supabase Client is configured with the accessToken option, ` +
+          `accessing supabase.auth.${String(property)} is not possible`,
+      );
+    },
+  });
+  const tokenOf = (sub: string) => {
+    const iat = Math.floor(time.now() / 1000);
+    return jwt({ sub, role: "authenticated", iat, exp: iat + 3600 });
+  };
+  const signedIn = { token: null as string | null, asked: 0 };
+  const accessToken = () => {
+    signedIn.asked += 1;
+    return Promise.resolve(signedIn.token);
+  };
+  return { ...fake, tokenOf, signedIn, accessToken };
+}
+
+Deno.test("tracker: with the accessToken option, each event goes with the token of the user it was tracked for", async () => {
+  const time = clock();
+  const { supabase, calls, tokenOf, signedIn, accessToken } = thirdPartyAuth(time);
+  const [alice, bob] = [tokenOf("alice"), tokenOf("bob")];
+  signedIn.token = alice;
+  await withTracker({ supabase, accessToken, now: time.now }, async (tracker, errors) => {
+    const liked = tracker.trackInteraction.like("artist", "a1", true, { artist_name: "A" });
+    const aliceSession = tracker.getSessionId();
+    // Bob signs in: the next event, tracked a second later, asks who is signed in.
+    signedIn.token = bob;
+    time.advance(1000);
+    const viewed = tracker.trackInteraction.view("event", "e1");
+    await tick();
+    const bobSession = tracker.getSessionId();
+    // Signed out: a user-specific event is refused here, and the session changes again.
+    signedIn.token = null;
+    time.advance(1000);
+    const searched = tracker.trackInteraction.search("q", "event", "results");
+    await tick();
+    assert.equal(tracker.trackInteraction.review("event", "e1", 5), null);
+    const anonymousSession = tracker.getSessionId();
+    assert.equal(new Set([aliceSession, bobSession, anonymousSession]).size, 3);
+    await tracker.flush();
+    const sent = calls.map((call) => ({
+      authorization: call.headers.Authorization,
+      events: call.body.events.map((e) => [e.eventId, e.sessionId]),
+    }));
+    assert.deepEqual(sent, [
+      { authorization: `Bearer ${alice}`, events: [[liked, aliceSession]] },
+      { authorization: `Bearer ${bob}`, events: [[viewed, bobSession]] },
+      { authorization: `Bearer ${ANON_KEY}`, events: [[searched, anonymousSession]] },
+    ]);
+    assert.deepEqual(errors.map((e) => [e.kind, e.kind === "validation" && e.eventType]), [
+      ["validation", "review"],
+    ]);
+    assert.equal(tracker.pendingCount(), 0);
+  });
+});
+
+Deno.test("tracker: with the accessToken option, hiding the page sends each user's events with their token", async () => {
+  const page = fakePage();
+  const time = clock();
+  const { supabase, calls, tokenOf, signedIn, accessToken } = thirdPartyAuth(time);
+  const [alice, bob] = [tokenOf("alice"), tokenOf("bob")];
+  signedIn.token = alice;
+  try {
+    await withTracker({ supabase, accessToken, now: time.now }, async (tracker, errors) => {
+      const liked = tracker.trackInteraction.like("artist", "a1", true, { artist_name: "A" });
+      signedIn.token = bob;
+      time.advance(1000);
+      const viewed = tracker.trackInteraction.view("event", "e1");
+      await tick();
+      page.hideAndShow();
+      assert.deepEqual(
+        page.keepalives.map((body, n) => [
+          page.sent[n].headers.Authorization,
+          body.events.map((e) => e.eventId),
+        ]),
+        [[`Bearer ${alice}`, [liked]], [`Bearer ${bob}`, [viewed]]],
+      );
+      assert.equal(calls.length, 0);
+      page.answerKeepalives();
+      await tick(20);
+      assert.equal(tracker.pendingCount(), 0);
+      assert.deepEqual(errors, []);
+    });
+  } finally {
+    page.restore();
+  }
+});
+
+Deno.test("tracker: where supabase.auth cannot be used, events go anonymously with the key, reported once", async () => {
+  const time = clock();
+  const { supabase, calls } = thirdPartyAuth(time);
+  await withTracker({ supabase, now: time.now }, async (tracker, errors) => {
+    assert.equal(tracker.trackInteraction.like("artist", "a1", true, { artist_name: "A" }), null);
+    const viewed = tracker.trackInteraction.view("event", "e1");
+    await tracker.flush();
+    assert.deepEqual(calls.map((c) => [c.headers.Authorization, sentIds([c])]), [
+      [`Bearer ${ANON_KEY}`, [viewed]],
+    ]);
+    assert.deepEqual(errors.map((e) => e.kind), ["auth", "validation"]);
+    assert.match(errors[0].message, /accessToken/);
+  });
+});
+
+Deno.test("tracker: an access token that names no user sends the events anonymously, reported once", async () => {
+  const time = clock();
+  const { supabase, calls, signedIn, accessToken } = thirdPartyAuth(time);
+  signedIn.token = "not-a-jwt";
+  await withTracker({ supabase, accessToken, now: time.now }, async (tracker, errors) => {
+    const viewed = tracker.trackInteraction.view("event", "e1");
+    await tracker.flush();
+    time.advance(1000);
+    const again = tracker.trackInteraction.view("event", "e2");
+    await tracker.flush();
+    assert.deepEqual(calls.map((c) => [c.headers.Authorization, sentIds([c])]), [
+      [`Bearer ${ANON_KEY}`, [viewed]],
+      [`Bearer ${ANON_KEY}`, [again]],
+    ]);
+    assert.deepEqual(errors.map((e) => e.kind), ["auth"]);
+  });
 });

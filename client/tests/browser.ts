@@ -86,7 +86,10 @@ function serveSite(): { origin: string; close: () => Promise<void> } {
     const file = files[new URL(req.url).pathname];
     if (file === undefined) return new Response("not found", { status: 404 });
     const type = types[file.split(".").at(-1)!] ?? "application/octet-stream";
-    return new Response(await Deno.readFile(file), { headers: { "Content-Type": type } });
+    // A sandboxed frame has an opaque origin: its module scripts load with CORS.
+    return new Response(await Deno.readFile(file), {
+      headers: { "Content-Type": type, "Access-Control-Allow-Origin": "*" },
+    });
   });
   return { origin: `http://127.0.0.1:${server.addr.port}`, close: () => server.shutdown() };
 }

@@ -9,7 +9,7 @@
  */
 import assert from "node:assert/strict";
 import type { Page, Route } from "playwright-core";
-import { integrationTest, sql } from "../../test_support/stack.ts";
+import { integrationTest, sql, stack } from "../../test_support/stack.ts";
 import {
   assertEachOnce,
   errorsIn,
@@ -409,3 +409,69 @@ browserTest("console logging happens only with synth_debug_interactions = true",
   assert.ok(logged.every((line) => line.startsWith("[interactions] ")), logged.join("\n"));
   assertEachOnce(await rowsOf([quiet[0]!, loud[0]!]), [quiet[0], loud[0]]);
 });
+
+browserTest(
+  "in a sandboxed frame, initTracking() twice still sends every event once",
+  async (h) => {
+    const page = await h.open({ options: { flushIntervalMs: 60_000 } });
+    // A frame with `sandbox="allow-scripts"`: Chromium refuses it localStorage and Web Locks.
+    await page.evaluate(({ url, anonKey }) => {
+      const frame = document.createElement("iframe");
+      frame.sandbox.add("allow-scripts");
+      frame.srcdoc = `<script type="module">
+      import { createClient } from "${location.origin}/supabase.min.js";
+      import * as tracking from "${location.origin}/interaction-tracking.min.js";
+      const supabase = createClient(${JSON.stringify(url)}, ${JSON.stringify(anonKey)}, {
+        auth: { persistSession: false, autoRefreshToken: false, detectSessionInUrl: false },
+      });
+      const errors = [];
+      const options = {
+        supabase,
+        batchSize: 100,
+        flushIntervalMs: 60000,
+        onError: (error) => errors.push(JSON.parse(JSON.stringify(error))),
+      };
+      let storageRefused = false;
+      try {
+        localStorage.length;
+      } catch {
+        storageRefused = true;
+      }
+      // A component mounted twice: the first tracker is replaced before it sent anything.
+      tracking.initTracking(options);
+      const ids = ["sandbox-1", "sandbox-2"].map((id) => tracking.trackInteraction.view("event", id));
+      const tracker = tracking.initTracking(options);
+      ids.push(tracking.trackInteraction.view("event", "sandbox-3"));
+      window.page = { tracker, errors, ids, storageRefused, ready: true };
+    <\/script>`;
+      document.body.append(frame);
+    }, { url: stack.url, anonKey: stack.anonKey });
+    type FrameWindow = TestWindow & { page: { ids: string[]; storageRefused: boolean } };
+    const frame = await (async () => {
+      const deadline = Date.now() + 10_000;
+      for (;;) {
+        for (const candidate of page.frames()) {
+          if (candidate === page.mainFrame()) continue;
+          const ready = await candidate.evaluate(() =>
+            (globalThis as FrameWindow).page?.ready === true
+          ).catch(() => false);
+          if (ready) return candidate;
+        }
+        assert.ok(Date.now() < deadline, "the sandboxed frame's tracker started");
+        await sleep(50);
+      }
+    })();
+    const { ids, storageRefused } = await frame.evaluate(() => {
+      const { ids, storageRefused } = (globalThis as FrameWindow).page;
+      return { ids, storageRefused };
+    });
+    assert.equal(storageRefused, true, "the frame has no localStorage");
+    await sleep(200); // the second tracker takes over what the first one left
+    await frame.evaluate(() => (globalThis as FrameWindow).page.tracker.flush());
+    const rows = await waitForRows(ids, 10_000);
+    assertEachOnce(rows, ids);
+    assert.deepEqual(sentTwice(h.requests), []);
+    const errors = await frame.evaluate(() => (globalThis as FrameWindow).page.errors);
+    assert.deepEqual(errors, []);
+  },
+);
