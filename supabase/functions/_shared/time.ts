@@ -14,7 +14,7 @@
  *   timestamp: "2025-01-01T12:59:50Z",
  *   sentAt: "2025-01-01T13:00:00Z",
  *   receivedAt,
- * }); // { ok: true, occurredAt: 2025-01-01T11:59:50Z, clientTimestamp: 2025-01-01T12:59:50Z }
+ * }); // { ok: true, occurredAt: 2025-01-01T11:59:50Z, clientTimestamp: "2025-01-01T12:59:50Z" }
  * ```
  *
  * @module
@@ -32,9 +32,13 @@ export interface TimeInput {
   receivedAt: Date;
 }
 
-/** The event's time on the server clock, and the client's own timestamp, if any. */
+/**
+ * The event's time on the server clock, and the client's own timestamp, if
+ * any, as it was sent: Postgres keeps its microseconds, which a Date would cut
+ * to milliseconds.
+ */
 export type ResolvedTime =
-  | { ok: true; occurredAt: Date; clientTimestamp: Date | null }
+  | { ok: true; occurredAt: Date; clientTimestamp: string | null }
   | { ok: false; error: FieldError };
 
 /**
@@ -72,6 +76,6 @@ export function resolveOccurredAt({ timestamp, sentAt, receivedAt }: TimeInput):
   return {
     ok: true,
     occurredAt: new Date(occurred),
-    clientTimestamp: happened === undefined ? null : new Date(happened),
+    clientTimestamp: timestamp ?? null,
   };
 }

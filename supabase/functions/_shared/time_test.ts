@@ -23,7 +23,7 @@ Deno.test("with a timestamp alone the event happened at that timestamp", () => {
   assert.deepEqual(resolveOccurredAt({ timestamp: at(-90_000), receivedAt }), {
     ok: true,
     occurredAt: new Date(at(-90_000)),
-    clientTimestamp: new Date(at(-90_000)),
+    clientTimestamp: at(-90_000),
   });
 });
 
@@ -31,7 +31,7 @@ Deno.test("with timestamp and sentAt the client's clock skew is corrected", () =
   // The client clock runs an hour fast; the event happened 10 s before sending.
   assert.deepEqual(
     resolveOccurredAt({ timestamp: at(HOUR - 10_000), sentAt: at(HOUR), receivedAt }),
-    { ok: true, occurredAt: new Date(at(-10_000)), clientTimestamp: new Date(at(HOUR - 10_000)) },
+    { ok: true, occurredAt: new Date(at(-10_000)), clientTimestamp: at(HOUR - 10_000) },
   );
   // The client clock is two days slow.
   assert.deepEqual(
@@ -39,7 +39,7 @@ Deno.test("with timestamp and sentAt the client's clock skew is corrected", () =
     {
       ok: true,
       occurredAt: new Date(at(-5_000)),
-      clientTimestamp: new Date(at(-48 * HOUR - 5_000)),
+      clientTimestamp: at(-48 * HOUR - 5_000),
     },
   );
 });
@@ -49,7 +49,7 @@ Deno.test("an event is never dated after it was received", () => {
   assert.deepEqual(future, {
     ok: true,
     occurredAt: receivedAt,
-    clientTimestamp: new Date(at(HOUR)),
+    clientTimestamp: at(HOUR),
   });
   const sentBeforeItHappened = resolveOccurredAt({
     timestamp: at(5_000),
@@ -96,5 +96,14 @@ Deno.test("a timestamp Postgres could not store is refused", () => {
     receivedAt,
   });
   assert.ok(last.ok);
-  assert.equal(last.clientTimestamp?.toISOString(), "9999-12-31T23:59:59.999Z");
+  assert.equal(last.clientTimestamp, "9999-12-31T23:59:59.999Z");
+});
+
+Deno.test("the client's timestamp is kept as sent, finer than milliseconds too", () => {
+  const result = resolveOccurredAt({ timestamp: "2025-03-10T11:59:00.123456+01:00", receivedAt });
+  assert.deepEqual(result, {
+    ok: true,
+    occurredAt: new Date("2025-03-10T10:59:00.123Z"),
+    clientTimestamp: "2025-03-10T11:59:00.123456+01:00",
+  });
 });

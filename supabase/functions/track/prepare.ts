@@ -83,7 +83,7 @@ export function prepareEvents(
       entity_id: event.entityId,
       metadata: event.metadata ?? {},
       occurred_at: time.occurredAt.toISOString(),
-      client_timestamp: time.clientTimestamp?.toISOString() ?? null,
+      client_timestamp: time.clientTimestamp,
       received_at: received,
     });
   }

@@ -713,6 +713,16 @@ integrationTest("clock skew is corrected from sentAt, and the raw timestamp is k
   assert.equal(receivedAt - (row.occurred_at as Date).getTime(), 10_000);
   assert.equal((row.client_timestamp as Date).toISOString(), event.timestamp);
   assert.ok(Math.abs(receivedAt - Date.now()) < 60_000, "received_at is the server clock");
+
+  // Finer than a millisecond, and in another zone: kept to the microsecond.
+  const precise = view({ timestamp: "2026-01-02T03:04:05.123456+02:00" });
+  const sentAt = new Date(Date.parse(precise.timestamp as string) + 1_000).toISOString();
+  assert.equal((await postTrack({ events: [precise], sentAt })).body.accepted, 1);
+  const [kept] = await sql`
+    select to_char(client_timestamp at time zone 'UTC', 'YYYY-MM-DD HH24:MI:SS.US') as raw
+    from public.user_interactions where event_id = ${precise.eventId as string}
+  `;
+  assert.equal(kept.raw, "2026-01-02 01:04:05.123456");
 });
 
 integrationTest(
