@@ -14,7 +14,7 @@
  *   timestamp: "2025-01-01T12:59:50Z",
  *   sentAt: "2025-01-01T13:00:00Z",
  *   receivedAt,
- * }); // { ok: true, occurredAt: 2025-01-01T11:59:50Z, clientTimestamp: "2025-01-01T12:59:50Z" }
+ * }); // { ok: true, occurredAt: "2025-01-01T11:59:50.000Z", clientTimestamp: "2025-01-01T12:59:50.000Z" }
  * ```
  *
  * @module
@@ -34,11 +34,12 @@ export interface TimeInput {
 
 /**
  * The event's time on the server clock, and the client's own timestamp, if
- * any, as it was sent: Postgres keeps its microseconds, which a Date would cut
- * to milliseconds.
+ * any: ISO-8601 in UTC, to the microsecond a timestamp was sent with (a Date
+ * alone would cut it to the millisecond). Written in UTC, not in the offset
+ * sent: Postgres refuses offsets past 15 hours, which ISO-8601 allows.
  */
 export type ResolvedTime =
-  | { ok: true; occurredAt: Date; clientTimestamp: string | null }
+  | { ok: true; occurredAt: string; clientTimestamp: string | null }
   | { ok: false; error: FieldError };
 
 /**
@@ -73,9 +74,25 @@ export function resolveOccurredAt({ timestamp, sentAt, receivedAt }: TimeInput):
       error: { path: "timestamp", message: "the event happened more than 7 days ago" },
     };
   }
+  const micro = timestamp === undefined ? "" : subMillisecond(timestamp);
+  // Dated by its timestamp alone, the event's time is that timestamp, to the
+  // microsecond; one the server computed or clamped is to the millisecond.
+  const asSent = happened !== undefined && sent === undefined && happened < received;
   return {
     ok: true,
-    occurredAt: new Date(occurred),
-    clientTimestamp: timestamp ?? null,
+    occurredAt: isoUtc(occurred, asSent ? micro : ""),
+    clientTimestamp: happened === undefined ? null : isoUtc(happened, micro),
   };
+}
+
+/** The digits of a time's fraction past the millisecond, to the microsecond ("456" of ".123456"). */
+function subMillisecond(timestamp: string): string {
+  const fraction = /\.(\d+)/.exec(timestamp)?.[1] ?? "";
+  return fraction.length > 3 ? fraction.slice(3, 6).padEnd(3, "0") : "";
+}
+
+/** `ms` as ISO-8601 in UTC, with `micro` digits after its milliseconds. */
+function isoUtc(ms: number, micro: string): string {
+  const text = new Date(ms).toISOString();
+  return micro === "" ? text : `${text.slice(0, -1)}${micro}Z`;
 }

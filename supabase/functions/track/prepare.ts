@@ -82,7 +82,7 @@ export function prepareEvents(
       entity_type: event.entityType,
       entity_id: event.entityId,
       metadata: event.metadata ?? {},
-      occurred_at: time.occurredAt.toISOString(),
+      occurred_at: time.occurredAt,
       client_timestamp: time.clientTimestamp,
       received_at: received,
     });
