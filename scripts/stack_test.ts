@@ -375,6 +375,13 @@ Deno.test({
     ];
     try {
       await stack("up");
+      // The same checkout reached through a symbolic link is the same stack.
+      const link = `${dirname(project)}/linked`;
+      await Deno.symlink(project, link);
+      assert.match(
+        await run(`${link}/scripts/stack`, ["status"], link, stackEnv),
+        /gateway: running/,
+      );
       await stack("down", "--gateway");
       for (const { cwd, env } of others) {
         const decoy = startDecoy(cwd, env);

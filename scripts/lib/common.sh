@@ -2,7 +2,8 @@
 # the install steps every entry point runs first. Source it; do not execute it.
 # shellcheck shell=bash
 
-ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+# Without symbolic links: scripts/stack knows its gateway by this path.
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd -P)
 BIN="$ROOT/node_modules/.bin"
 PG_BIN=/usr/lib/postgresql/15/bin
 
