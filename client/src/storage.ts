@@ -122,6 +122,15 @@ export function browserStorage(): KeyValueStorage {
 }
 
 /**
+ * The page's memory storage, if {@linkcode browserStorage} ever had to give
+ * it (localStorage full or blocked), else null: for a tracker on
+ * localStorage to take over what trackers kept there left.
+ */
+export function pageMemoryStorage(): KeyValueStorage | null {
+  return pageMemory;
+}
+
+/**
  * The page's `localStorage` as it is, full or not, to read from or clean up;
  * null where there is none or reading it throws (storage blocked).
  */

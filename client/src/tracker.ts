@@ -67,10 +67,17 @@ import {
   keysWithPrefix,
   type KeyValueStorage,
   pageLocalStorage,
+  pageMemoryStorage,
   readItem,
   removeItem,
 } from "./storage.ts";
-import { type TabCoordinator, tabCoordinator, webLocks, WebLocksCoordinator } from "./tabs.ts";
+import {
+  PageCoordinator,
+  type TabCoordinator,
+  tabCoordinator,
+  webLocks,
+  WebLocksCoordinator,
+} from "./tabs.ts";
 import {
   type Delivery,
   type FunctionsInvoker,
@@ -273,6 +280,24 @@ export function createTracker(options: TrackerOptions): Tracker {
 type OutgoingEvent = TrackEvent & { eventId: string };
 type Entry = QueuedEvent<OutgoingEvent>;
 
+/**
+ * When something happened, for telling whose an event is: how many events
+ * the page had tracked by then, and the time on the tracker's clock.
+ */
+interface Moment {
+  tracked: number;
+  at: number;
+}
+
+/**
+ * A question who is signed in, or word supabase-js gave unasked: `number`
+ * orders them as asked; `asked` tells which events the answer speaks for.
+ */
+interface Ticket {
+  number: number;
+  asked: Moment;
+}
+
 class InteractionTracker implements Tracker {
   readonly trackInteraction: InteractionHelpers;
   readonly #tabId = randomId();
@@ -287,6 +312,9 @@ class InteractionTracker implements Tracker {
   readonly #onError?: (error: TrackerError) => void;
   readonly #storage: KeyValueStorage;
   readonly #inPlaceOfLocalStorage: boolean;
+  // localStorage itself, given no storage of the app's: page memory may hold
+  // queues trackers left there while it was full (see #adoptAbandonedQueues).
+  readonly #onLocalStorage: boolean;
   readonly #keepaliveUrl: string | null;
   readonly #apiKey: string | null;
   readonly #clientHeaders: Record<string, string>;
@@ -303,8 +331,10 @@ class InteractionTracker implements Tracker {
   // `pagehide` an event can be in both.
   readonly #inFlight = new Set<string>();
   readonly #inKeepalive = new Set<string>();
-  // Events this page tracked before supabase-js first answered.
-  readonly #provisionalHere = new Set<string>();
+  // Events this page tracked whose sender is not known yet, and when: before
+  // supabase-js first answered, or, with the accessToken option, since the
+  // app's function was last asked (see #speaksFor).
+  readonly #provisionalHere = new Map<string, Moment>();
   readonly #cleanups: Array<() => void> = [];
 
   // Who the next event belongs to: null when anonymous. Until supabase-js
@@ -317,10 +347,17 @@ class InteractionTracker implements Tracker {
   // #expiryOnDeviceClock); `stretched` when that moved it past the server's.
   #tokens = new Map<string, { token: string; expiresAt: number | null; stretched: boolean }>();
   // Asking supabase-js who is signed in, until it answers or the wait ends.
-  #authQuestion: Promise<void> | null = null;
+  #authQuestion: { ticket: Ticket; settled: Promise<void> } | null = null;
+  // Events tracked, and questions asked, so far; and the question whose
+  // answer is the latest taken: an answer to an earlier one comes too late.
+  #trackedCount = 0;
+  #askedCount = 0;
+  #lastAnswered: Ticket | null = null;
   // The app's accessToken function, asked in place of supabase.auth, and when it last was.
   readonly #accessToken: (() => Promise<string | null>) | null;
   #tokenAskedAt = -Infinity;
+  // Armed when an event is tracked too soon after the function was asked to ask again.
+  #askTimer: ReturnType<typeof setTimeout> | undefined;
   #reportedUnreadableToken = false;
   // Asking the auth server for a new token after a 401, likewise.
   #renewal: Promise<AuthSession | null | undefined> | null = null;
@@ -375,6 +412,7 @@ class InteractionTracker implements Tracker {
     // blocked, when it cannot even be read).
     this.#inPlaceOfLocalStorage = options.storage === undefined &&
       this.#storage !== pageLocalStorage();
+    this.#onLocalStorage = options.storage === undefined && !this.#inPlaceOfLocalStorage;
     // Readable but not writable: full. Blocked, it cannot even be read, and
     // there is nothing the visitor could do about it.
     if (this.#inPlaceOfLocalStorage && pageLocalStorage() !== null) {
@@ -570,6 +608,7 @@ class InteractionTracker implements Tracker {
     this.#queue.detach();
     this.#endBackoff();
     clearTimeout(this.#soonTimer);
+    clearTimeout(this.#askTimer);
     for (const end of [...this.#endWaits]) end();
     for (const cleanup of this.#cleanups.splice(0)) cleanup();
     this.#tabs.release(this.#tabId);
@@ -599,7 +638,9 @@ class InteractionTracker implements Tracker {
     } catch (error) {
       return invalid([{ path: "metadata", message: `is not JSON: ${describe(error)}` }]);
     }
-    this.#followAccessToken();
+    // Counted first, so that a question asked as it is tracked speaks for it.
+    const tracked: Moment = { tracked: ++this.#trackedCount, at: this.#now() };
+    const asked = this.#followAccessToken();
     if (this.#authKnown && this.#userId === null && userSpecific.has(eventType)) {
       return invalid([NEEDS_SIGNED_IN_USER]);
     }
@@ -613,16 +654,18 @@ class InteractionTracker implements Tracker {
       entityType,
       entityId,
       metadata: details,
-      timestamp: new Date(this.#now()).toISOString(),
+      timestamp: new Date(tracked.at).toISOString(),
     });
     if (!result.ok) return invalid(result.errors);
     const event = result.event as OutgoingEvent;
     this.#sessions.record(eventType, principal);
-    // Asked who is signed in and not answered yet: the answer tells whose it is.
-    const asking = this.#accessToken !== null && this.#authQuestion !== null;
-    if (this.#awaitingAuth() || asking) {
-      this.#provisionalHere.add(event.eventId);
+    // Whose it is stays a guess until supabase-js first answers; with the
+    // accessToken option, until an answer speaks for the time it was tracked.
+    const unsure = this.#accessToken !== null && !this.#speaksFor(this.#lastAnswered, tracked);
+    if (this.#awaitingAuth() || unsure) {
+      this.#provisionalHere.set(event.eventId, tracked);
       this.#queue.push({ event, userId: principal.userId, provisional: true });
+      if (unsure && !asked) this.#askSoon();
     } else {
       this.#queue.push({ event, userId: principal.userId });
     }
@@ -711,7 +754,7 @@ class InteractionTracker implements Tracker {
       const batch = selectBatch(this.#queue.entries(), {
         maxEvents: this.#maxEventsPerRequest,
         maxBytes: this.#requestBytes,
-        exclude: this.#awaitingAuth() ? this.#unsureOrBeingSent() : this.#beingSent(),
+        exclude: this.#unsureOrBeingSent(),
         allowOversized: true,
       });
       if (batch.length === 0) return;
@@ -807,8 +850,9 @@ class InteractionTracker implements Tracker {
   // A new one from the auth server, and the batch goes again ("renewed"); if
   // none can be had now, it waits for a retry ("unavailable"). The token the
   // last renewal gave, refused before the server accepted any request, or one
-  // of a user no longer signed in, is not renewed: the batch is dropped, as
-  // any 4xx ("refused").
+  // of a user no longer signed in, is not renewed, and a renewal giving back
+  // the token refused renews nothing: the batch is dropped, as any 4xx
+  // ("refused").
   // A renewal still open is not asked for again: a stalled auth server holds
   // delivery up once, and the requests do not pile up behind it. A newer
   // token supabase-js gave while the request was under way is used first.
@@ -831,18 +875,34 @@ class InteractionTracker implements Tracker {
       return known?.stretched ? "unavailable" : "refused";
     }
     if (this.#renewal === null) {
+      // An answer like any other: taken unless a later one came first.
+      const ticket = this.#ticket();
       const asked = renew().then(
-        (session) => session,
+        (session) => {
+          if (session?.user?.id === userId) this.#useSession(session, ticket);
+          return session;
+        },
         () => null,
       ).finally(() => (this.#renewal = null));
       this.#renewal = this.#waitAtMost(asked);
     }
     const session = await this.#renewal;
-    if (session?.user?.id !== userId || session.access_token === refused) return "unavailable";
-    this.#renewedToken = session.access_token;
-    this.#useSession(session);
-    this.#debug("the server refused the access token; sending again with a new one");
-    return "renewed";
+    if (userId !== this.#userId) return "refused";
+    const current = this.#tokens.get(userId)?.token;
+    if (current !== undefined && current !== refused) {
+      this.#renewedToken = current;
+      this.#debug("the server refused the access token; sending again with a new one");
+      return "renewed";
+    }
+    // Given back the very token refused (an accessToken function hands over
+    // its cached one until it expires): sent again, it would be refused again,
+    // so the batch is dropped as any 4xx is, and so are the next ones sent
+    // with it, without asking again.
+    if (session?.user?.id === userId && session.access_token === refused) {
+      this.#renewedToken = refused;
+      return "refused";
+    }
+    return "unavailable";
   }
 
   // Where a new token comes from after a 401: the accessToken function asked
@@ -955,31 +1015,56 @@ class InteractionTracker implements Tracker {
       : new Set([...this.#inFlight, ...this.#inKeepalive]);
   }
 
-  // Before supabase-js has said who is signed in, only an anonymous event
-  // another page left has a sure sender, with the key as its bearer. This
-  // page's own events carry a guess; a user's have no token at hand yet; and
-  // without a key, supabase-js would send the token of whoever is signed in.
+  // This page's provisional events carry a guess: they wait for an answer
+  // that speaks for them. Before supabase-js has said who is signed in, only
+  // an anonymous event another page left has a sure sender, with the key as
+  // its bearer: a user's have no token at hand yet, and without a key,
+  // supabase-js would send the token of whoever is signed in.
   #unsureOrBeingSent(): Set<string> {
     const unsure = new Set(this.#beingSent());
+    const awaiting = this.#awaitingAuth();
     for (const { event, userId } of this.#queue.entries()) {
-      if (this.#apiKey === null || userId !== null || this.#provisionalHere.has(event.eventId)) {
+      if (
+        this.#provisionalHere.has(event.eventId) ||
+        (awaiting && (this.#apiKey === null || userId !== null))
+      ) {
         unsure.add(event.eventId);
       }
     }
     return unsure;
   }
 
+  // The times this page's events still provisional were tracked.
+  #unconfirmedHere(): Moment[] {
+    const found: Moment[] = [];
+    for (const { event, provisional } of this.#queue.entries()) {
+      const tracked = provisional ? this.#provisionalHere.get(event.eventId) : undefined;
+      if (tracked !== undefined) found.push(tracked);
+    }
+    return found;
+  }
+
   // What the page still holds goes out in keepalive requests, which outlive
   // it. When the page is going away, the browser cancels its ordinary
   // requests: their events go too (the server stores an event once).
-  #sendOnHide(pageGoing: boolean): void {
+  // Events whose sender is not known yet stay: they go once it is, if it is
+  // before long (an accessToken function handing over its cached token
+  // answers at once), or with the next delivery, or the next page.
+  #sendOnHide(pageGoing: boolean, askedAgain = false): void {
     if (
       this.#keepaliveUrl === null || this.#destroyed ||
-      this.isOptedOut() || this.#retryAfterTimers.size > 0 || this.#awaitingAuth()
+      this.isOptedOut() || this.#retryAfterTimers.size > 0
     ) return;
     this.#confirmProvisional();
+    if (!askedAgain && this.#unconfirmedHere().length > 0) {
+      this.#refreshAuth().then(() => this.#sendOnHide(pageGoing, true)).catch((error) =>
+        this.#report({ kind: "internal", message: `keepalive failed: ${describe(error)}` })
+      );
+    }
+    if (this.#awaitingAuth()) return;
     this.#queue.save();
     const skip = new Set(pageGoing ? this.#inKeepalive : this.#beingSent());
+    for (const id of this.#provisionalHere.keys()) skip.add(id);
     for (;;) {
       const budget = KEEPALIVE_MAX_BYTES - KEEPALIVE_MARGIN_BYTES - this.#keepaliveBytes;
       const batch = selectBatch(this.#queue.entries(), {
@@ -1032,20 +1117,19 @@ class InteractionTracker implements Tracker {
     const own = keys.queuePrefix + this.#tabId;
     for (const key of keysWithPrefix(this.#storage, keys.queuePrefix)) {
       if (key === own) continue;
-      const tabId = key.slice(keys.queuePrefix.length);
       if (this.#destroyed) return;
-      await this.#tabs.adopt(tabId, () => {
-        // Stopped while waiting for the queue (a lock, or the lease's pause):
-        // this tracker's own queue no longer reaches the storage, so the
-        // events stay where they are, for the next tracker to take over.
+      await this.#adoptQueue(this.#storage, this.#tabs, key);
+    }
+    // localStorage with room again: a tracker of this page that kept its
+    // queue in page memory, localStorage being full then, and that
+    // initTracking() replaced, left it there, where no later page looks.
+    // Page memory's own coordinator tells a live tracker's queue from a left one.
+    const memory = this.#onLocalStorage ? pageMemoryStorage() : null;
+    if (memory !== null) {
+      for (const key of keysWithPrefix(memory, keys.queuePrefix)) {
         if (this.#destroyed) return;
-        // Removed before the merge writes them under this tab's key, in the
-        // same task: the storage never has to hold the events twice.
-        const entries = readQueue<OutgoingEvent>(this.#storage, key);
-        removeItem(this.#storage, key);
-        const added = this.#queue.merge(entries);
-        if (added > 0) this.#debug(`adopted ${added} events left by another page`);
-      });
+        await this.#adoptQueue(memory, new PageCoordinator(), key);
+      }
     }
     // Page memory standing in for a full localStorage: the queues earlier
     // pages left there would wait for a page that finds room, and keep it
@@ -1062,6 +1146,22 @@ class InteractionTracker implements Tracker {
           .finally(() => this.#adoptingFromLocal.delete(key));
       }
     }
+  }
+
+  // Moves the queue under `key` in `storage` into this tab's, if nobody owns it.
+  async #adoptQueue(storage: KeyValueStorage, tabs: TabCoordinator, key: string): Promise<void> {
+    await tabs.adopt(key.slice(keys.queuePrefix.length), () => {
+      // Stopped while waiting for the queue (a lock, or the lease's pause):
+      // this tracker's own queue no longer reaches the storage, so the
+      // events stay where they are, for the next tracker to take over.
+      if (this.#destroyed) return;
+      // Removed before the merge writes them under this tab's key, in the
+      // same task: the storage never has to hold the events twice.
+      const entries = readQueue<OutgoingEvent>(storage, key);
+      removeItem(storage, key);
+      const added = this.#queue.merge(entries);
+      if (added > 0) this.#debug(`adopted ${added} events left by another page`);
+    });
   }
 
   // Page memory cannot keep events past this page, so a queue taken over
@@ -1105,8 +1205,13 @@ class InteractionTracker implements Tracker {
 
   #forgetEverything(): void {
     this.#queue.clear();
+    this.#provisionalHere.clear();
     this.#sessions.clear();
     forgetVisitor(this.#storage);
+    // What this page's trackers kept in memory, localStorage being full
+    // then, would be taken over and sent after an opt-in.
+    const memory = this.#onLocalStorage ? pageMemoryStorage() : null;
+    if (memory !== null) forgetVisitor(memory);
     this.#memoryAnonymousId = null;
     this.#endBackoff();
   }
@@ -1169,21 +1274,59 @@ class InteractionTracker implements Tracker {
   // whose request stalls, a lock another tab holds. Delivery waits for it as
   // long as for a request of its own (refreshing a token is one request to
   // the auth server), then goes on with what it knows: the tokens it was
-  // given, and the guess behind provisional events, which keep waiting. A
-  // question still open is not asked again, so it holds delivery up once.
+  // given, and the guess behind provisional events, which keep waiting.
+  // A question still open is asked again only with the accessToken option,
+  // when events were tracked after it was asked: its answer does not speak
+  // for them.
   #refreshAuth(): Promise<void> {
     if (!this.#authAvailable || this.#destroyed) return Promise.resolve();
-    if (this.#authQuestion === null) {
-      const answered = this.#askAuth();
-      const question = this.#waitAtMost(answered).then(() => {});
-      this.#authQuestion = question;
-      // Cleared once answered, and only then: set first, whatever order the
-      // two settle in (Deno, loading setTimeout on first use, runs the microtasks queued).
-      void answered.finally(() => {
-        if (this.#authQuestion === question) this.#authQuestion = null;
-      });
+    const open = this.#authQuestion;
+    if (
+      open !== null &&
+      (this.#accessToken === null ||
+        this.#unconfirmedHere().every((tracked) => this.#speaksFor(open.ticket, tracked)))
+    ) {
+      return open.settled;
     }
-    return this.#authQuestion;
+    return this.#ask();
+  }
+
+  #ask(): Promise<void> {
+    const ticket = this.#ticket();
+    const answered = this.#askAuth(ticket);
+    const settled = this.#waitAtMost(answered).then(() => {});
+    const question = { ticket, settled };
+    this.#authQuestion = question;
+    // Set first, whatever order the two settle in (Deno, loading setTimeout
+    // on first use, runs the microtasks queued).
+    const forget = () => {
+      if (this.#authQuestion === question) this.#authQuestion = null;
+    };
+    void answered.finally(forget);
+    // Given up on, it is asked anew next time where nothing else would tell
+    // who is signed in: with the accessToken option, and before supabase-js
+    // first answers. After that, supabase-js says who signs in and out
+    // unasked (onAuthStateChange), and a question left open holds delivery
+    // up once, not at every delivery.
+    void settled.then(() => {
+      if (this.#accessToken !== null || !this.#authKnown) forget();
+    });
+    return settled;
+  }
+
+  // A new place in the order of questions and answers, now. supabase-js
+  // tells of every change unasked, so its answers speak for every event; the
+  // accessToken function's, for those tracked by the time it was asked.
+  #ticket(): Ticket {
+    const tracked = this.#accessToken === null ? Infinity : this.#trackedCount;
+    return { number: ++this.#askedCount, asked: { tracked, at: this.#now() } };
+  }
+
+  // Whether the answer to `ticket` speaks for an event `tracked` then: one
+  // tracked before the question was asked, or in the same millisecond.
+  #speaksFor(ticket: Ticket | null, tracked: Moment): boolean {
+    return ticket !== null &&
+      (tracked.tracked <= ticket.asked.tracked || tracked.at === ticket.asked.at);
   }
 
   // `promise`'s value, or undefined once requestTimeoutMs have passed without
@@ -1203,11 +1346,11 @@ class InteractionTracker implements Tracker {
     return Promise.race([promise, ended]).finally(() => end());
   }
 
-  async #askAuth(): Promise<void> {
+  async #askAuth(ticket: Ticket): Promise<void> {
     if (this.#accessToken !== null) {
-      this.#tokenAskedAt = this.#now();
+      this.#tokenAskedAt = ticket.asked.at;
       try {
-        this.#useSession(this.#sessionOfToken(await this.#accessToken()));
+        this.#useSession(this.#sessionOfToken(await this.#accessToken()), ticket);
       } catch {
         // The cached token, if any, will do.
       }
@@ -1218,7 +1361,7 @@ class InteractionTracker implements Tracker {
       // No session but an error: an expired session that could not be
       // refreshed, offline say. The user has not signed out; keep what we know.
       if (data.session === null && error) return;
-      this.#useSession(data.session);
+      this.#useSession(data.session, ticket);
     } catch {
       // The cached token, if any, will do.
     }
@@ -1250,15 +1393,37 @@ class InteractionTracker implements Tracker {
   }
 
   // With the accessToken option there is no word when someone signs in or
-  // out: tracking asks again, at most once a second, and the events tracked
-  // meanwhile wait for the answer to say whose they are.
-  #followAccessToken(): void {
-    if (this.#accessToken === null) return;
+  // out: tracking asks again, at most once a second, and every event waits
+  // for an answer to a question asked when it was tracked, or later, to say
+  // whose it is. Answers whether it asked.
+  #followAccessToken(): boolean {
+    if (this.#accessToken === null || this.#destroyed) return false;
     const since = this.#now() - this.#tokenAskedAt;
-    if (since >= ACCESS_TOKEN_ASK_MS || since < 0) void this.#refreshAuth();
+    if (since < ACCESS_TOKEN_ASK_MS && since >= 0) return false;
+    void this.#ask();
+    return true;
   }
 
-  #useSession(session: AuthSession | null): void {
+  // An event tracked within the second: the function is asked again once the
+  // second is over, not only when the event is sent, by which time another
+  // user may have signed in.
+  #askSoon(): void {
+    if (this.#askTimer !== undefined) return;
+    const since = this.#now() - this.#tokenAskedAt;
+    this.#askTimer = setTimeout(() => {
+      this.#askTimer = undefined;
+      if (this.#unconfirmedHere().length > 0) void this.#refreshAuth();
+    }, Math.min(Math.max(ACCESS_TOKEN_ASK_MS - since, 0), ACCESS_TOKEN_ASK_MS));
+  }
+
+  // Takes what supabase-js (or the accessToken function) said in answer to
+  // `ticket`; word it gave unasked takes a ticket of its own, now. An answer
+  // to a question asked before the one last taken says who was signed in
+  // earlier: it is left.
+  #useSession(session: AuthSession | null, ticket: Ticket = this.#ticket()): void {
+    if (this.#destroyed) return;
+    if (this.#lastAnswered !== null && ticket.number < this.#lastAnswered.number) return;
+    this.#lastAnswered = ticket;
     const userId = session?.user?.id ?? null;
     // A token handed over again keeps the expiry reckoned when it first came:
     // reckoned again, one gone stale on the way would look fresh for ever.
@@ -1304,18 +1469,24 @@ class InteractionTracker implements Tracker {
   }
 
   // Events tracked before supabase-js first said who is signed in carry a
-  // guess. Now that it has, this page's own events whose guess was wrong take
-  // the real principal and its current session, keeping their id and time; a
-  // signed-out visitor's user-specific ones are refused, as they would have
-  // been when tracked. The others keep their principal and session.
+  // guess, and with the accessToken option so does every event until an
+  // answer speaks for it. Once one has, this page's own events whose guess
+  // was wrong take the real principal and its current session, keeping their
+  // id and time; a signed-out visitor's user-specific ones are refused, as
+  // they would have been when tracked. The others keep their principal and
+  // session.
   #confirmProvisional(): void {
-    if (!this.#authKnown) return;
+    const answer = this.#lastAnswered;
+    if (!this.#authKnown || answer === null) return;
     const provisional = this.#queue.entries().filter((entry) => entry.provisional);
     if (provisional.length === 0) return;
     const principal = this.#principal();
     const refused: string[] = [];
     const confirmed: Entry[] = [];
     for (const { event, userId } of provisional) {
+      // Tracked after the question was asked: the answer says nothing of it.
+      const tracked = this.#provisionalHere.get(event.eventId);
+      if (tracked !== undefined && !this.#speaksFor(answer, tracked)) continue;
       // Left by another page (a reload, or a tab that is gone), an event
       // keeps the principal it was tracked for: whoever signs in here may be
       // someone else. So does one whose guess was right, in its own session.

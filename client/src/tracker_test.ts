@@ -2403,11 +2403,22 @@ function thirdPartyAuth(time: { now: () => number }) {
     return jwt({ sub, role: "authenticated", iat, exp: iat + 3600 });
   };
   const signedIn = { token: null as string | null, asked: 0 };
+  // Each call answers the token of its time, once the gate it found open lets it.
+  let gate = Promise.resolve();
   const accessToken = () => {
     signedIn.asked += 1;
-    return Promise.resolve(signedIn.token);
+    const token = signedIn.token;
+    return gate.then(() => token);
   };
-  return { ...fake, tokenOf, signedIn, accessToken };
+  /** Holds the answers of the calls from now on until the function returned is called. */
+  const holdAnswers = (): () => void => {
+    let release = () => {};
+    gate = new Promise((resolve) => (release = resolve));
+    return () => release();
+  };
+  /** The calls from now on answer at once (those held stay held). */
+  const answerAtOnce = () => void (gate = Promise.resolve());
+  return { ...fake, tokenOf, signedIn, accessToken, holdAnswers, answerAtOnce };
 }
 
 Deno.test("tracker: with the accessToken option, each event goes with the token of the user it was tracked for", async () => {
@@ -2511,5 +2522,279 @@ Deno.test("tracker: an access token that names no user sends the events anonymou
       [`Bearer ${ANON_KEY}`, [again]],
     ]);
     assert.deepEqual(errors.map((e) => e.kind), ["auth"]);
+  });
+});
+
+Deno.test("tracker: with the accessToken option, hiding the page while it asks who is signed in sends the events as the user it answers", async () => {
+  const page = fakePage();
+  const time = clock();
+  const { supabase, calls, tokenOf, signedIn, accessToken, holdAnswers } = thirdPartyAuth(time);
+  const [alice, bob] = [tokenOf("alice"), tokenOf("bob")];
+  signedIn.token = alice;
+  try {
+    await withTracker({ supabase, accessToken, now: time.now }, async (tracker, errors) => {
+      // Bob signs in; the function is slow to say so.
+      signedIn.token = bob;
+      const answer = holdAnswers();
+      time.advance(1000);
+      const viewed = tracker.trackInteraction.view("event", "e1");
+      page.hideAndShow();
+      assert.equal(page.keepalives.length, 0, "nothing goes as alice's while it asks");
+      answer();
+      await tick();
+      assert.deepEqual(
+        page.keepalives.map((body, n) => [
+          page.sent[n].headers.Authorization,
+          body.events.map((e) => e.eventId),
+        ]),
+        [[`Bearer ${bob}`, [viewed]]],
+      );
+      page.answerKeepalives();
+      await tick(20);
+      assert.equal(tracker.pendingCount(), 0);
+      assert.equal(calls.length, 0);
+      assert.deepEqual(errors, []);
+    });
+  } finally {
+    page.restore();
+  }
+});
+
+Deno.test("tracker: with the accessToken option, events tracked while it asks join no batch before the answer", async () => {
+  const time = clock();
+  const { supabase, calls, tokenOf, signedIn, accessToken, holdAnswers } = thirdPartyAuth(time);
+  const [alice, bob] = [tokenOf("alice"), tokenOf("bob")];
+  signedIn.token = alice;
+  const releaseRequest = holdFirstAnswer(supabase, calls);
+  await withTracker({ supabase, accessToken, now: time.now }, async (tracker, errors) => {
+    const first = tracker.trackInteraction.view("event", "e0");
+    const flushing = tracker.flush();
+    await tick();
+    assert.equal(calls.length, 1, "the first request is under way");
+    // Bob signs in while it is; the function is slow to say so.
+    signedIn.token = bob;
+    const answer = holdAnswers();
+    time.advance(1000);
+    const second = tracker.trackInteraction.view("event", "e1");
+    releaseRequest();
+    await flushing;
+    assert.deepEqual(sentIds(calls), [first], "the second waits for the answer");
+    answer();
+    await tracker.flush();
+    assert.deepEqual(calls.map((c) => [c.headers.Authorization, sentIds([c])]), [
+      [`Bearer ${alice}`, [first]],
+      [`Bearer ${bob}`, [second]],
+    ]);
+    assert.deepEqual(errors, []);
+  });
+});
+
+Deno.test("tracker: an accessToken call that never answers is asked again after requestTimeoutMs, and its late answer is ignored", async () => {
+  const time = clock();
+  const { supabase, calls, tokenOf, signedIn, accessToken, holdAnswers, answerAtOnce } =
+    thirdPartyAuth(time);
+  const [alice, bob] = [tokenOf("alice"), tokenOf("bob")];
+  signedIn.token = alice;
+  const late = holdAnswers(); // the first call, as the tracker starts, hangs
+  await withTracker(
+    { supabase, accessToken, now: time.now, requestTimeoutMs: 50 },
+    async (tracker, errors) => {
+      const viewed = tracker.trackInteraction.view("event", "e1");
+      assert.equal(await settlesWithin(1000, tracker.flush()), true, "flush() resolves");
+      assert.equal(calls.length, 0, "whose it is is not known yet");
+      signedIn.token = bob;
+      answerAtOnce();
+      await tracker.flush();
+      assert.deepEqual(calls.map((c) => [c.headers.Authorization, sentIds([c])]), [
+        [`Bearer ${bob}`, [viewed]],
+      ]);
+      const bobSession = tracker.getSessionId();
+      assert.equal(calls[0].body.events[0].sessionId, bobSession);
+      // The first call answers at last, that alice is signed in: she was, then.
+      late();
+      await tick();
+      assert.equal(tracker.getSessionId(), bobSession, "still bob's");
+      assert.deepEqual(errors, []);
+    },
+  );
+});
+
+Deno.test("tracker: a first getSession that never answers is asked again after requestTimeoutMs", async () => {
+  const alice = { access_token: "alice-token", user: { id: "alice" } };
+  const { supabase, calls, auth } = fakeSupabase(alice);
+  auth.holdAnswers(); // no INITIAL_SESSION either
+  let asked = 0;
+  auth.getSession = () => {
+    asked += 1;
+    if (asked === 1) return new Promise(() => {});
+    return Promise.resolve({ data: { session: alice }, error: null });
+  };
+  await withTracker({ supabase, requestTimeoutMs: 50 }, async (tracker, errors) => {
+    const viewed = tracker.trackInteraction.view("event", "e1");
+    assert.equal(await settlesWithin(1000, tracker.flush()), true, "flush() resolves");
+    assert.equal(calls.length, 0, "whose it is is not known yet");
+    await tracker.flush();
+    assert.equal(asked, 2);
+    assert.deepEqual(calls.map((c) => [c.headers.Authorization, sentIds([c])]), [
+      ["Bearer alice-token", [viewed]],
+    ]);
+    assert.deepEqual(errors, []);
+  });
+});
+
+Deno.test("tracker: a 401 the accessToken function answers with the token just refused drops the batch, once", async () => {
+  const time = clock();
+  const { supabase, calls, server, tokenOf, signedIn, accessToken } = thirdPartyAuth(time);
+  const revoked = tokenOf("alice");
+  signedIn.token = revoked;
+  // The function hands over its cached token until it expires; the server refuses it.
+  server.reply = (call) =>
+    call.headers.Authorization === `Bearer ${revoked}`
+      ? failing(401, {}, JWT_EXPIRED)(call)
+      : accepted(call);
+  await withTracker(
+    { supabase, accessToken, now: time.now, backoff: { baseMs: 10, maxMs: 20 } },
+    async (tracker, errors) => {
+      tracker.trackInteraction.like("artist", "a1", true, { artist_name: "A" });
+      await tracker.flush();
+      await tick(100);
+      assert.equal(calls.length, 1, "not retried");
+      assert.equal(tracker.pendingCount(), 0);
+      // A new token: the next events go with it, nothing holds them up.
+      time.advance(1000);
+      const fresh = tokenOf("alice");
+      signedIn.token = fresh;
+      const viewed = tracker.trackInteraction.view("event", "e1");
+      await tracker.flush();
+      assert.deepEqual(calls.map((c) => c.headers.Authorization), [
+        `Bearer ${revoked}`,
+        `Bearer ${fresh}`,
+      ]);
+      assert.deepEqual(sentIds(calls.slice(1)), [viewed]);
+      assert.deepEqual(errors, [{
+        kind: "dropped",
+        reason: "refused",
+        count: 1,
+        status: 401,
+        message: "the server answered 401: JWT expired; 1 events dropped",
+      }]);
+    },
+  );
+});
+
+Deno.test("tracker: with the accessToken option, a user-specific event tracked just after a sign-out is refused, not sent as the user gone", async () => {
+  const time = clock();
+  const { supabase, calls, tokenOf, signedIn, accessToken } = thirdPartyAuth(time);
+  const alice = tokenOf("alice");
+  signedIn.token = alice;
+  await withTracker({ supabase, accessToken, now: time.now }, async (tracker, errors) => {
+    const viewed = tracker.trackInteraction.view("event", "e1");
+    signedIn.token = null; // alice signs out
+    time.advance(500);
+    const liked = tracker.trackInteraction.like("artist", "a1", true, { artist_name: "A" });
+    assert.notEqual(liked, null, "whether she is still signed in is not known yet");
+    const browsed = tracker.trackInteraction.view("event", "e2");
+    await tracker.flush();
+    assert.deepEqual(calls.map((c) => [c.headers.Authorization, sentIds([c])]), [
+      [`Bearer ${alice}`, [viewed]],
+      [`Bearer ${ANON_KEY}`, [browsed]],
+    ]);
+    assert.deepEqual(errors.map((e) => [e.kind, e.kind === "validation" && e.eventType]), [
+      ["validation", "like"],
+    ]);
+    assert.equal(tracker.pendingCount(), 0);
+  });
+});
+
+Deno.test("tracker: with the accessToken option, an event tracked within a second of the last question is confirmed by one asked when the second is over", async () => {
+  const time = clock();
+  const { supabase, calls, tokenOf, signedIn, accessToken } = thirdPartyAuth(time);
+  const [alice, bob] = [tokenOf("alice"), tokenOf("bob")];
+  signedIn.token = alice;
+  await withTracker({ supabase, accessToken, now: time.now }, async (tracker, errors) => {
+    time.advance(500);
+    const viewed = tracker.trackInteraction.view("event", "e1");
+    const asked = signedIn.asked;
+    await tick(700); // the second is over: it asks who tracked it
+    assert.equal(signedIn.asked, asked + 1);
+    // Alice signs out, bob signs in, before the events are sent.
+    signedIn.token = bob;
+    await tracker.flush();
+    assert.deepEqual(calls.map((c) => [c.headers.Authorization, sentIds([c])]), [
+      [`Bearer ${alice}`, [viewed]],
+    ]);
+    assert.deepEqual(errors, []);
+  });
+});
+
+/** A localStorage that refuses every write while `full` is true. */
+class FillableStorage extends MemoryStorage {
+  full = true;
+
+  override setItem(key: string, value: string): void {
+    if (this.full) throw new DOMException("The quota has been exceeded.", "QuotaExceededError");
+    super.setItem(key, value);
+  }
+}
+
+Deno.test("tracker: a page-memory tracker's queue is sent by the tracker replacing it on a localStorage with room again", async () => {
+  const local = new FillableStorage();
+  const { supabase, calls } = fakeSupabase();
+  await withLocalStorage({ value: local }, async () => {
+    try {
+      // localStorage full: the first tracker keeps its queue in page memory.
+      const first = createTracker({ supabase, flushIntervalMs: HOUR });
+      await tick();
+      const held = first.trackInteraction.view("event", "e1");
+      await tick();
+      // Room again when initTracking() replaces it: the next one runs on localStorage.
+      local.full = false;
+      first.destroy();
+      await withTracker({ supabase, storage: undefined }, async (tracker) => {
+        await tick(20);
+        await tracker.flush();
+        assert.deepEqual(sentIds(calls), [held]);
+        assert.equal(tracker.pendingCount(), 0);
+      });
+      // Taken over once: a third tracker has nothing of it to send.
+      await withTracker({ supabase, storage: undefined }, async (tracker) => {
+        await tick(20);
+        await tracker.flush();
+        assert.deepEqual(sentIds(calls), [held]);
+      });
+    } finally {
+      // Page memory outlives the test: the next one starts with a visitor of its own.
+      local.full = true;
+      forgetVisitor(browserStorage());
+    }
+  });
+});
+
+Deno.test("tracker: an opt-out on a localStorage with room again forgets what a page-memory tracker left", async () => {
+  const local = new FillableStorage();
+  const { supabase, calls } = fakeSupabase();
+  await withLocalStorage({ value: local }, async () => {
+    try {
+      const first = createTracker({ supabase, flushIntervalMs: HOUR });
+      await tick();
+      first.trackInteraction.view("event", "e1");
+      await tick();
+      local.full = false;
+      first.destroy();
+      // The visitor opts out before the next tracker has taken anything over.
+      const tracker = createTracker({ supabase, flushIntervalMs: HOUR });
+      try {
+        tracker.optOut();
+        tracker.optIn();
+        await tick(20);
+        await tracker.flush();
+        assert.deepEqual(calls, [], "nothing tracked before the opt-out is sent after it");
+      } finally {
+        tracker.destroy();
+      }
+    } finally {
+      local.full = true;
+      forgetVisitor(browserStorage());
+    }
   });
 });
