@@ -133,13 +133,16 @@ browserTest("a backlog queued before a reload is sent by the reloaded page", asy
   const ids = await trackIn(page, views("reload", 12));
   assert.equal(await pendingIn(page), 12);
   // Nothing gets through until the page has reloaded: not even the keepalive
-  // request sent as the old page goes away.
+  // request sent as the old page goes away (routed for the whole context:
+  // the old document is gone by the time it leaves).
   const blocked = (route: Route) => route.abort("internetdisconnected");
-  await page.route(trackUrl, blocked);
+  await h.context.route(trackUrl, blocked);
   await page.reload();
   await waitForTracker(page);
+  // The reloaded page holds the backlog before anything is let through.
+  await waitForPending(page, 12);
   assert.deepEqual(await rowsOf(ids as string[]), []);
-  await page.unroute(trackUrl, blocked);
+  await h.context.unroute(trackUrl, blocked);
   const rows = await waitForRows(ids as string[]);
   assertEachOnce(rows, ids);
   await waitForPending(page, 0);
