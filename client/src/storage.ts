@@ -98,6 +98,9 @@ export function browserStorage(): KeyValueStorage {
     const probe = `${KEY_PREFIX}probe`;
     local.setItem(probe, "1");
     local.removeItem(probe);
+    // An opt-out an earlier tracker of this page could keep only in page
+    // memory (localStorage was full then) holds here too.
+    if (pageMemory?.getItem(keys.optedOut) === "true") local.setItem(keys.optedOut, "true");
     return local;
   } catch {
     pageMemory ??= new MemoryStorage();

@@ -359,6 +359,7 @@ class InteractionTracker implements Tracker {
   // Armed when an event is tracked too soon after the function was asked to ask again.
   #askTimer: ReturnType<typeof setTimeout> | undefined;
   #reportedUnreadableToken = false;
+  #reportedFailingToken = false;
   // Asking the auth server for a new token after a 401, likewise.
   #renewal: Promise<AuthSession | null | undefined> | null = null;
   // The token the last renewal gave, until the server accepts a request:
@@ -576,6 +577,10 @@ class InteractionTracker implements Tracker {
     // be taken over again by the next page.
     const local = pageLocalStorage();
     if (local !== null && local !== this.#storage) removeItem(local, keys.optedOut);
+    // And in page memory, where one made while localStorage was full stays
+    // for the next tracker of this page to take over.
+    const memory = pageMemoryStorage();
+    if (memory !== null && memory !== this.#storage) removeItem(memory, keys.optedOut);
     try {
       this.#storage.removeItem(keys.optedOut);
       this.#optedOutHere = null;
@@ -641,7 +646,11 @@ class InteractionTracker implements Tracker {
     // Counted first, so that a question asked as it is tracked speaks for it.
     const tracked: Moment = { tracked: ++this.#trackedCount, at: this.#now() };
     const asked = this.#followAccessToken();
-    if (this.#authKnown && this.#userId === null && userSpecific.has(eventType)) {
+    // With the accessToken option, an answer older than the event does not
+    // say nobody is signed in now (a sign-in has no word of its own): the
+    // event waits for one that does, which refuses it then if need be.
+    const unsure = this.#accessToken !== null && !this.#speaksFor(this.#lastAnswered, tracked);
+    if (!unsure && this.#authKnown && this.#userId === null && userSpecific.has(eventType)) {
       return invalid([NEEDS_SIGNED_IN_USER]);
     }
     const principal = this.#principal();
@@ -661,7 +670,6 @@ class InteractionTracker implements Tracker {
     this.#sessions.record(eventType, principal);
     // Whose it is stays a guess until supabase-js first answers; with the
     // accessToken option, until an answer speaks for the time it was tracked.
-    const unsure = this.#accessToken !== null && !this.#speaksFor(this.#lastAnswered, tracked);
     if (this.#awaitingAuth() || unsure) {
       this.#provisionalHere.set(event.eventId, tracked);
       this.#queue.push({ event, userId: principal.userId, provisional: true });
@@ -1349,11 +1357,24 @@ class InteractionTracker implements Tracker {
   async #askAuth(ticket: Ticket): Promise<void> {
     if (this.#accessToken !== null) {
       this.#tokenAskedAt = ticket.asked.at;
+      let token: string | null;
       try {
-        this.#useSession(this.#sessionOfToken(await this.#accessToken()), ticket);
-      } catch {
-        // The cached token, if any, will do.
+        token = await this.#accessToken();
+      } catch (error) {
+        // What a signed-out visitor gets from some providers (Auth0's
+        // login_required): taken as nobody signed in, or every event would
+        // wait for an answer that never comes.
+        if (!this.#reportedFailingToken) {
+          this.#reportedFailingToken = true;
+          this.#report({
+            kind: "auth",
+            message: `the accessToken function failed (${describe(error)}): taken as nobody ` +
+              "signed in, events go anonymously",
+          });
+        }
+        token = null;
       }
+      this.#useSession(this.#sessionOfToken(token), ticket);
       return;
     }
     try {

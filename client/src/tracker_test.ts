@@ -2706,6 +2706,51 @@ Deno.test("tracker: with the accessToken option, a user-specific event tracked j
   });
 });
 
+Deno.test("tracker: with the accessToken option, a like tracked just after a sign-in goes as the user signed in", async () => {
+  const time = clock();
+  const { supabase, calls, tokenOf, signedIn, accessToken } = thirdPartyAuth(time);
+  const bob = tokenOf("bob");
+  await withTracker({ supabase, accessToken, now: time.now }, async (tracker, errors) => {
+    const viewed = tracker.trackInteraction.view("event", "e1");
+    await tracker.flush();
+    // Idle for a minute, then bob signs in (no word of it) and likes at once.
+    time.advance(60_000);
+    signedIn.token = bob;
+    const liked = tracker.trackInteraction.like("artist", "a1", true, { artist_name: "A" });
+    assert.notEqual(
+      liked,
+      null,
+      "the last answer, a minute old, does not say nobody is signed in now",
+    );
+    await tracker.flush();
+    assert.deepEqual(calls.map((c) => [c.headers.Authorization, sentIds([c])]), [
+      [`Bearer ${ANON_KEY}`, [viewed]],
+      [`Bearer ${bob}`, [liked]],
+    ]);
+    assert.deepEqual(errors, []);
+  });
+});
+
+Deno.test("tracker: an accessToken function that fails is taken as nobody signed in, reported once", async () => {
+  const time = clock();
+  const { supabase, calls } = thirdPartyAuth(time);
+  // Auth0's getTokenSilently() for a signed-out visitor, say.
+  const accessToken = () => Promise.reject(new Error("Login required"));
+  await withTracker({ supabase, accessToken, now: time.now }, async (tracker, errors) => {
+    const viewed: Array<string | null> = [];
+    for (let i = 0; i < 3; i++) {
+      viewed.push(tracker.trackInteraction.view("event", `e${i}`));
+      time.advance(2000);
+      await tracker.flush();
+    }
+    assert.deepEqual(sentIds(calls), viewed);
+    assert.ok(calls.every((c) => c.headers.Authorization === `Bearer ${ANON_KEY}`));
+    assert.equal(tracker.pendingCount(), 0);
+    assert.deepEqual(errors.map((e) => e.kind), ["auth"]);
+    assert.match(errors[0].message, /Login required.*nobody signed in/);
+  });
+});
+
 Deno.test("tracker: with the accessToken option, an event tracked within a second of the last question is confirmed by one asked when the second is over", async () => {
   const time = clock();
   const { supabase, calls, tokenOf, signedIn, accessToken } = thirdPartyAuth(time);
@@ -2766,6 +2811,41 @@ Deno.test("tracker: a page-memory tracker's queue is sent by the tracker replaci
       // Page memory outlives the test: the next one starts with a visitor of its own.
       local.full = true;
       forgetVisitor(browserStorage());
+    }
+  });
+});
+
+Deno.test("tracker: an opt-out kept in page memory holds for a tracker on a localStorage with room again, until an opt-in", async () => {
+  const local = new FillableStorage();
+  const { supabase, calls } = fakeSupabase();
+  await withLocalStorage({ value: local }, async () => {
+    try {
+      // localStorage full: the opt-out can be kept in page memory only.
+      const first = createTracker({ supabase, flushIntervalMs: HOUR });
+      first.optOut();
+      first.destroy();
+      local.full = false;
+      const tracker = createTracker({ supabase, flushIntervalMs: HOUR });
+      try {
+        assert.equal(tracker.isOptedOut(), true);
+        assert.equal(tracker.trackInteraction.view("event", "e1"), null);
+        await tracker.flush();
+        assert.deepEqual(calls, []);
+        tracker.optIn();
+      } finally {
+        tracker.destroy();
+      }
+      // Opted in: neither store keeps the opt-out for the next tracker.
+      const next = createTracker({ supabase, flushIntervalMs: HOUR });
+      try {
+        assert.equal(next.isOptedOut(), false);
+      } finally {
+        next.destroy();
+      }
+    } finally {
+      local.full = true;
+      forgetVisitor(browserStorage());
+      browserStorage().removeItem(keys.optedOut);
     }
   });
 });
